@@ -1,0 +1,1 @@
+"""Algorithm Distillation (Laskin et al. 2023)."""

@@ -1,0 +1,1 @@
+"""Pieces shared by the agent families: type aliases, schedules, device helpers."""

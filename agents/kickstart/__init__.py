@@ -1,0 +1,1 @@
+"""Kickstarted PPO / A2C (Schmitt et al. 2018)."""

@@ -1,0 +1,1 @@
+"""ReenGAGE critics (Levine & Feizi 2023)."""

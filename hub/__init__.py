@@ -1,0 +1,1 @@
+"""Hugging Face Hub sharing of agents, pretrained teachers and datasets."""
