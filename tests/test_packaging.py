@@ -1,0 +1,62 @@
+"""The distribution installs as a wheel into a fresh environment and maps every folder into ``zoo``."""
+
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_installs_into_fresh_venv_and_registers_envs(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheels = list(dist.glob("distill_zoo-*.whl"))
+    assert len(wheels) == 1, wheels
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheels[0])],
+        check=True,
+        capture_output=True,
+    )
+    # Dependencies come from this interpreter's site-packages, added through PYTHONPATH: .pth files
+    # (and so the editable install of this checkout) are not processed there, so `zoo` can only
+    # come from the freshly installed wheel.
+    dependency_paths = [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(dependency_paths)}
+    script = (
+        "import gymnasium as gym, zoo, zoo.envs, zoo.agents, zoo.hub\n"
+        "print(zoo.__file__); print(zoo.envs.__file__); print(zoo.agents.__file__); print(zoo.hub.__file__)\n"
+        "env = gym.make('zoo:zoo/DarkRoom-v0'); env.reset(seed=0); env.step(0)\n"
+        "import importlib.resources as r\n"
+        "print(r.files('zoo').joinpath('py.typed').is_file())\n"
+    )
+    result = subprocess.run(
+        [str(python), "-c", script], check=True, capture_output=True, text=True, env=environment, cwd=tmp_path
+    )
+    lines = result.stdout.split()
+    installed_root = str(env_dir)
+    for path in lines[:4]:
+        assert path.startswith(installed_root), f"{path} was not imported from the installed wheel"
+    assert lines[4] == "True"
+
+
+def test_make_without_prior_import_resolves_module_prefix() -> None:
+    script = "import gymnasium as gym\nenv = gym.make('zoo:zoo/DarkRoom-v0')\nprint(env.spec.id)\n"
+    result = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "zoo/DarkRoom-v0"

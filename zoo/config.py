@@ -1,0 +1,139 @@
+"""Configuration dataclasses of the ``zoo`` command; their field docstrings are the ``--help`` text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import tyro
+
+
+@dataclass
+class TrainConfig:
+    """Train an agent on an environment from the tuned hyperparameters (zoo/hyperparams/<algo>.yml)."""
+
+    algo: str
+    """Algorithm name, e.g. ppo, kickstarted_ppo, reengage_ddpg (an unknown name lists the valid ones)."""
+    env: str
+    """Environment id, e.g. zoo/DarkRoom-v0."""
+    teacher: str | None = None
+    """Teacher for kickstarted algorithms: a saved model path or a Hub repo id."""
+    n_timesteps: Annotated[int | None, tyro.conf.arg(aliases=("-n",))] = None
+    """Training budget in environment steps (default: the hyperparameter file's n_timesteps)."""
+    seed: int = 0
+    """Random seed of the agent and the environments."""
+    device: str = "auto"
+    """Torch device: auto (CUDA when present), cpu or cuda."""
+    params: list[str] = field(default_factory=list)
+    """Hyperparameter overrides as key:value pairs (YAML values), e.g. learning_rate:1e-3."""
+    log_folder: str = "logs"
+    """Root folder of the run folders logs/<algo>/<env>_<n>/."""
+    env_kwargs: list[str] = field(default_factory=list)
+    """Environment keyword arguments as key:value pairs, e.g. task:[2,3]."""
+    eval_episodes: int = 10
+    """Evaluation episodes at each evaluation and at the end."""
+    eval_freq: int | None = None
+    """Evaluate every this many environment steps (default: a tenth of the budget)."""
+    checkpoint_freq: int | None = None
+    """Write a resumable checkpoint every this many environment steps (default: a tenth of the budget)."""
+    resume: bool = False
+    """Continue the latest run of this algo and env from its last checkpoint."""
+    progress_bar: bool = True
+    """Show a progress bar."""
+    verbose: int = 0
+    """SB3 verbosity (0 silent, 1 info)."""
+
+
+@dataclass
+class EnjoyConfig:
+    """Run a trained agent: print episode returns and, with --video, record a replay MP4."""
+
+    algo: str
+    """Algorithm name the run was trained with."""
+    env: str
+    """Environment id."""
+    run: str | None = None
+    """Run folder (default: the latest logs/<algo>/<env>_<n>)."""
+    repo: str | None = None
+    """Load the agent from this Hub repo id instead of a run folder."""
+    log_folder: str = "logs"
+    """Root folder of the run folders."""
+    episodes: int = 5
+    """Episodes to run."""
+    deterministic: bool = True
+    """Act greedily."""
+    video: str | None = None
+    """Write a replay video to this path (MP4)."""
+    video_steps: int = 200
+    """Environment steps recorded in the video."""
+    seed: int = 0
+    """Seed of the evaluation environment."""
+    device: str = "auto"
+    """Torch device."""
+
+
+@dataclass
+class PushConfig:
+    """Publish a trained run to the Hugging Face Hub (model card, results, replay video)."""
+
+    algo: str
+    """Algorithm name the run was trained with."""
+    env: str
+    """Environment id."""
+    repo: str | None = None
+    """Repo id <org>/<algo>-<EnvName> (default org from ZOO_HUB_ORG)."""
+    run: str | None = None
+    """Run folder (default: the latest logs/<algo>/<env>_<n>)."""
+    log_folder: str = "logs"
+    """Root folder of the run folders."""
+    eval_episodes: int = 10
+    """Evaluation episodes reported in results.json and the model card."""
+    video: bool = True
+    """Record and upload replay.mp4."""
+    commit_message: str = "Upload agent trained with distill-zoo"
+    """Commit message of the single upload commit."""
+
+
+@dataclass
+class PullConfig:
+    """Download an agent from the Hub into a local folder, without unpickling anything."""
+
+    repo: str
+    """Repo id to download."""
+    revision: str | None = None
+    """Branch, tag or commit (default: main)."""
+    output: str = "downloads"
+    """Folder the agent is written to (<output>/<repo name>)."""
+    trust_remote_code: bool = False
+    """Accept a pickled SB3 .zip from the Hub (runs code from the network)."""
+    device: str = "auto"
+    """Torch device."""
+
+
+@dataclass
+class BenchConfig:
+    """Run a benchmark script from benchmarks/ (results belong in BENCHMARKS.md)."""
+
+    name: Annotated[str, tyro.conf.Positional]
+    """Benchmark name: env_throughput, kickstart, reengage or ad."""
+    args: Annotated[list[str], tyro.conf.Positional] = field(default_factory=list)
+    """Arguments passed to the script."""
+
+
+@dataclass
+class QuickstartConfig:
+    """The main job: kickstart a PPO student from the pretrained Dark Room teacher beside a from-scratch
+    one, train a small Algorithm Distillation model on Dark Room histories and evaluate it in context on
+    held-out goals; print a results table and write plots and a replay video to a run folder."""
+
+    fast: bool = False
+    """A reduced budget (for the test suite and a first look)."""
+    output: str = "logs/quickstart"
+    """Folder the results are written to."""
+    seed: int = 0
+    """Random seed."""
+    device: str = "auto"
+    """Torch device."""
+
+
+Command = Literal["train", "enjoy", "push", "pull", "bench", "quickstart"]
