@@ -194,11 +194,12 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
     agent_kwargs = _resolve_special_values(hyperparams)
     agent_kwargs.update(_teacher_kwargs(config))
 
+    resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
     env = make_training_env(config.env, n_envs, config.seed, vec_env, env_kwargs)
     eval_env = make_training_env(config.env, 1, config.seed + 10_000, "dummy", env_kwargs)
 
-    if config.resume:
-        run_dir = latest_run(config.log_folder, config.algo, config.env)
+    if resume_dir is not None:
+        run_dir = resume_dir
         model = _load_checkpoint(cls, run_dir, env, config, agent_kwargs)
     else:
         run_dir = _new_run_folder(config.log_folder, config.algo, config.env)
@@ -367,3 +368,43 @@ def enjoy(config: EnjoyConfig) -> dict[str, Any]:
             )
         )
     return summary
+
+
+def push(config: Any) -> str:
+    """Publish a run folder's model with ``zoo.hub.push_to_hub``; returns the repo id."""
+    from zoo.hub import make_repo_id, push_to_hub
+
+    check_algo(config.algo)
+    check_env_id(config.env)
+    run_dir = Path(config.run) if config.run else latest_run(config.log_folder, config.algo, config.env)
+    model_path = run_dir / "model.zip"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no model.zip; train it first with zoo train")
+    model = algo_class(config.algo).load(model_path, device="cpu")
+    repo_id = config.repo or make_repo_id(config.algo, config.env)
+    tensorboard = run_dir / "tensorboard"
+    push_to_hub(
+        model,
+        repo_id,
+        config.env,
+        n_eval_episodes=config.eval_episodes,
+        record_replay=config.video,
+        commit_message=config.commit_message,
+        tensorboard_dir=tensorboard if tensorboard.is_dir() else None,
+    )
+    return repo_id
+
+
+def pull(config: Any) -> Path:
+    """Download a Hub agent (safely) and save it under ``<output>/<repo name>``; returns that folder."""
+    from zoo.hub import load_from_hub, save_agent
+
+    model = load_from_hub(
+        config.repo,
+        revision=config.revision,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+    )
+    folder = Path(config.output) / config.repo.split("/")[-1]
+    save_agent(model, folder)
+    return folder
