@@ -1,0 +1,127 @@
+"""The goal-gradient distillation term of ReenGAGE (Levine & Feizi 2023, arXiv 2208.13298).
+
+The critic update of ReenGAGE is knowledge distillation from the target network: besides the
+TD target ``y``, the online critic ``Q(s, a, g)`` learns the target's gradient with respect to
+the goal, ``grad_g' y``. The helpers here are shared by every ReenGAGE agent of this package.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from gymnasium import spaces
+
+__all__ = [
+    "DESIRED_GOAL_KEY",
+    "check_goal_observation_space",
+    "check_gradient_reg",
+    "check_sparse_rewards",
+    "goal_gradient",
+    "reengage_gradient_loss",
+    "with_goal",
+]
+
+#: Key of the goal in the Dict observation of a Gymnasium goal environment.
+DESIRED_GOAL_KEY = "desired_goal"
+
+
+def check_gradient_reg(gradient_reg: float) -> float:
+    """Validate the weight of the goal-gradient term.
+
+    :param gradient_reg: the weight; must be a finite number >= 0.
+    :return: the weight as a float.
+    """
+    try:
+        value = float(gradient_reg)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"gradient_reg={gradient_reg!r} is not allowed; use a finite number >= 0") from error
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"gradient_reg={gradient_reg!r} is not allowed; use a finite number >= 0")
+    return value
+
+
+def check_goal_observation_space(observation_space: spaces.Space | None) -> None:
+    """Make sure the agent sees a goal it can differentiate with respect to.
+
+    :param observation_space: the observation space of the environment; must be a
+        ``spaces.Dict`` with a ``Box`` (or ``MultiBinary``) entry ``"desired_goal"`` (a Gymnasium
+        goal environment).
+    """
+    if observation_space is None:
+        return
+    if not isinstance(observation_space, spaces.Dict) or DESIRED_GOAL_KEY not in observation_space.spaces:
+        raise ValueError(
+            f"observation_space={observation_space!r} is not allowed: ReenGAGE differentiates the critic "
+            f"with respect to the goal, so it needs a goal environment whose observation space is a "
+            f"spaces.Dict with a '{DESIRED_GOAL_KEY}' entry (e.g. zoo/ContinuousSeek-d5-v0)"
+        )
+    goal_space = observation_space.spaces[DESIRED_GOAL_KEY]
+    if not isinstance(goal_space, (spaces.Box, spaces.MultiBinary)):
+        raise ValueError(
+            f"observation_space['{DESIRED_GOAL_KEY}']={goal_space!r} is not allowed: the goal must be a "
+            f"spaces.Box (or MultiBinary) fed to the critic as numbers, so that the critic can be "
+            f"differentiated with respect to it"
+        )
+
+
+def check_sparse_rewards(rewards: th.Tensor) -> None:
+    """Refuse rewards outside {-1, 0}: the term is weighted by ``-r`` (see :func:`reengage_gradient_loss`).
+
+    A positive reward would give a negative weight and an unbounded loss, so this is an error.
+
+    :param rewards: a batch of rewards from the replay buffer.
+    """
+    bad = (rewards != 0) & (rewards != -1)
+    if bool(bad.any()):
+        example = float(rewards[bad].flatten()[0])
+        raise ValueError(
+            f"ReenGAGE needs sparse rewards in {{-1, 0}} (-1 while the goal is not reached), got a reward "
+            f"of {example}; rescale the environment's compute_reward or use MultiReenGAGE for weighted goals"
+        )
+
+
+def with_goal(observations: dict[str, th.Tensor]) -> tuple[dict[str, th.Tensor], th.Tensor]:
+    """Copy a Dict observation batch with a fresh goal leaf that requires grad.
+
+    :param observations: a batch of Dict observations (tensors), e.g. ``replay_data.observations``.
+    :return: the new observation dict and its goal tensor, to differentiate with respect to.
+    """
+    goal = observations[DESIRED_GOAL_KEY].detach()
+    # Integer goals (MultiBinary) are cast to float by SB3's preprocessing anyway.
+    goal = (goal.clone() if goal.is_floating_point() else goal.float()).requires_grad_(True)
+    return {**observations, DESIRED_GOAL_KEY: goal}, goal
+
+
+def goal_gradient(values: th.Tensor, goal: th.Tensor, create_graph: bool) -> th.Tensor:
+    """Gradient of each sample's value with respect to its own goal.
+
+    Samples are independent, so the gradient of the batch sum gives every per-sample gradient.
+
+    :param values: values of shape ``(batch, 1)`` or ``(batch,)`` computed from ``goal``.
+    :param goal: the goal tensor (requires grad), shape ``(batch, *goal_shape)``.
+    :param create_graph: keep the graph of the gradient so it can be differentiated again (True
+        for the online critic, whose gradient enters its loss; False for the constant target).
+    :return: a tensor shaped like ``goal``.
+    """
+    (gradient,) = th.autograd.grad(values.sum(), goal, create_graph=create_graph, retain_graph=True)
+    return gradient
+
+
+def reengage_gradient_loss(
+    critic_goal_gradient: th.Tensor, target_goal_gradient: th.Tensor, rewards: th.Tensor
+) -> th.Tensor:
+    """ReenGAGE's gradient term: ``mean over batch and goal dims of (-r) * (grad_g Q - grad_g' y)**2``.
+
+    With rewards in {-1, 0} the weight ``-r`` keeps only transitions whose (relabelled) goal was
+    not reached: where it was reached, the sparse reward jumps, and its goal gradient is not defined.
+
+    :param critic_goal_gradient: ``grad_g Q(s, a, g)`` of shape ``(batch, *goal_shape)``.
+    :param target_goal_gradient: ``grad_g' y``, same shape (treated as a constant).
+    :param rewards: rewards of shape ``(batch, 1)`` or ``(batch,)``.
+    :return: a scalar tensor.
+    """
+    batch_size = critic_goal_gradient.shape[0]
+    difference = (critic_goal_gradient - target_goal_gradient.detach()).reshape(batch_size, -1)
+    weights = -rewards.reshape(batch_size, 1).to(difference.dtype)
+    return (weights * difference.pow(2)).mean()
