@@ -126,13 +126,9 @@ class TaskVectorEnv(VectorEnv):
         **env_kwargs: Any,
     ) -> None:
         self.num_envs = _check_num_envs(num_envs)
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            allowed = ", ".join(repr(mode.value) for mode in AutoresetMode)
-            raise ValueError(
-                f"autoreset_mode={autoreset_mode!r} is not allowed; use one of {allowed}"
-            ) from None
+        self.metadata = {}
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self.set_autoreset_mode(autoreset_mode)
         if max_episode_steps is None:
             max_episode_steps = self.default_max_episode_steps
         if (
@@ -172,7 +168,7 @@ class TaskVectorEnv(VectorEnv):
             self.single_observation_space = self.single_env.observation_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.metadata = {
-            "autoreset_mode": self.autoreset_mode,
+            **self.metadata,
             "render_modes": ["rgb_array"],
             "render_fps": self.single_env.metadata["render_fps"],
         }
@@ -182,7 +178,6 @@ class TaskVectorEnv(VectorEnv):
         self._streams.seed([None if seed is None else seed + index for index in range(self.num_envs)])
         self.task_index = np.arange(self.num_envs) if self.fixed_tasks else np.zeros(self.num_envs, np.int64)
         self.elapsed_steps = np.zeros(self.num_envs, dtype=np.int64)
-        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._setup_tables()
 
     # -- hooks ---------------------------------------------------------------------------
@@ -326,6 +321,22 @@ class TaskVectorEnv(VectorEnv):
         if self.render_mode != "rgb_array":
             return None
         return tuple(self._frame(index) for index in range(self.num_envs))
+
+    def set_autoreset_mode(self, autoreset_mode: AutoresetMode | str) -> None:
+        """Switch the autoreset mode (used by :class:`zoo.envs.sb3.SB3VecEnv`); reset after.
+
+        :param autoreset_mode: ``AutoresetMode`` or its string value.
+        """
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            allowed = ", ".join(repr(mode.value) for mode in AutoresetMode)
+            raise ValueError(
+                f"autoreset_mode={autoreset_mode!r} is not allowed; use one of {allowed}"
+            ) from None
+        self.autoreset_mode = mode
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self._needs_reset[:] = False
 
     def task_of(self, index: int) -> Hashable:
         """Return the current task of sub-environment ``index``."""
