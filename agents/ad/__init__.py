@@ -1,1 +1,42 @@
-"""Algorithm Distillation (Laskin et al. 2023)."""
+"""Algorithm Distillation (Laskin et al., ICLR 2023, https://arxiv.org/abs/2210.14215).
+
+Collect learning histories of a source RL algorithm on many tasks
+(:func:`collect_histories`), train a causal transformer to predict the source's next action
+(:class:`AlgorithmDistillation`), and watch it improve in context on unseen tasks
+(:func:`evaluate_in_context`).
+"""
+
+from .algorithm import AlgorithmDistillation, InContextState
+from .dataset import History, HistoryDataset
+from .evaluation import InContextResult, evaluate_in_context
+from .model import KVCache, ModelConfig, TransformerPolicy
+from .sources import (
+    UCB,
+    NoisyExpert,
+    SB3Source,
+    Source,
+    TabularQLearning,
+    ThompsonSampling,
+    collect_histories,
+    make_task_vector_env,
+)
+
+__all__ = [
+    "UCB",
+    "AlgorithmDistillation",
+    "History",
+    "HistoryDataset",
+    "InContextResult",
+    "InContextState",
+    "KVCache",
+    "ModelConfig",
+    "NoisyExpert",
+    "SB3Source",
+    "Source",
+    "TabularQLearning",
+    "ThompsonSampling",
+    "TransformerPolicy",
+    "collect_histories",
+    "evaluate_in_context",
+    "make_task_vector_env",
+]

@@ -1,0 +1,551 @@
+"""Algorithm Distillation: train a causal transformer on learning histories, act in context."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .dataset import HistoryDataset
+from .model import KVCache, ModelConfig, TransformerPolicy
+
+__all__ = ["AlgorithmDistillation", "InContextState"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class InContextState:
+    """What :meth:`AlgorithmDistillation.predict` carries between calls (SB3's recurrent ``state``).
+
+    Holds the KV cache of every history in the batch and the actions last returned, which
+    become the "previous action" of the next token.
+    """
+
+    cache: KVCache
+    last_actions: np.ndarray
+
+    @property
+    def batch_size(self) -> int:
+        """Number of parallel histories."""
+        return int(self.last_actions.shape[0])
+
+
+def _atomic_json(path: Path, data: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as file:
+        json.dump(data, file, indent=2)
+    os.replace(temporary, path)
+
+
+class AlgorithmDistillation:
+    """Algorithm Distillation (Laskin et al., ICLR 2023, https://arxiv.org/abs/2210.14215).
+
+    A causal transformer (:class:`~zoo.agents.ad.model.TransformerPolicy`) learns to predict
+    a source algorithm's next action from the preceding across-episode history; with frozen
+    weights it then improves on unseen tasks purely in context.
+
+    :param dataset: a dataset directory or a loaded :class:`HistoryDataset` (``None`` only
+        for :meth:`load`).
+    :param context_length: attention window ``c`` in steps; training samples random
+        subsequences of ``c`` steps that cross episode boundaries.
+    :param n_layers: transformer blocks.
+    :param n_heads: attention heads.
+    :param embed_dim: width of the residual stream.
+    :param dropout: dropout on embeddings and residual branches.
+    :param attention_dropout: dropout on attention weights.
+    :param learning_rate: peak AdamW learning rate.
+    :param weight_decay: AdamW weight decay.
+    :param warmup_steps: linear warm-up steps, then cosine decay to ``min_lr_ratio * learning_rate``.
+    :param min_lr_ratio: final learning rate as a fraction of the peak.
+    :param batch_size: subsequences per gradient step.
+    :param max_grad_norm: gradient clipping norm.
+    :param subsample: keep every ``subsample``-th episode of each history.
+    :param tensorboard_log: TensorBoard log directory (keys ``train/loss``, ``train/accuracy``, ``train/lr``).
+    :param checkpoint_dir: where resumable checkpoints go.
+    :param checkpoint_every: gradient steps between checkpoints.
+    :param seed: seed of parameters, sampling and dropout.
+    :param device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+    :param verbose: 0 silent, 1 prints a line per checkpoint.
+    """
+
+    def __init__(
+        self,
+        dataset: str | os.PathLike[str] | HistoryDataset | None,
+        context_length: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        embed_dim: int = 64,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.5,
+        learning_rate: float = 3e-4,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 500,
+        min_lr_ratio: float = 0.1,
+        batch_size: int = 64,
+        max_grad_norm: float = 1.0,
+        subsample: int = 1,
+        tensorboard_log: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1000,
+        seed: int | None = 0,
+        device: str | torch.device = "auto",
+        verbose: int = 0,
+        _metadata: dict[str, Any] | None = None,
+    ) -> None:
+        for name, value in (
+            ("context_length", context_length),
+            ("batch_size", batch_size),
+            ("checkpoint_every", checkpoint_every),
+            ("subsample", subsample),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps={warmup_steps!r} must be >= 0")
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate={learning_rate!r} must be > 0")
+        self.context_length = context_length
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.min_lr_ratio = min_lr_ratio
+        self.batch_size = batch_size
+        self.max_grad_norm = max_grad_norm
+        self.subsample = subsample
+        self.tensorboard_log = tensorboard_log
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.seed = seed
+        self.device = _resolve_device(device)
+        self.verbose = verbose
+        self.num_steps = 0
+
+        if dataset is None:
+            if _metadata is None:
+                raise ValueError("dataset=None is only allowed through AlgorithmDistillation.load")
+            self.dataset: HistoryDataset | None = None
+            self.metadata = _metadata
+        else:
+            if not isinstance(dataset, HistoryDataset):
+                dataset = HistoryDataset.load(dataset)
+            if subsample > 1:
+                dataset = dataset.subsample(subsample)
+            self._check_dataset(dataset, context_length)
+            self.dataset = dataset
+            self.metadata = {
+                "env_id": dataset.env_id,
+                "env_kwargs": dataset.env_kwargs,
+                "source": dataset.source,
+                "observation_space": dataset.observation_space,
+                "n_actions": dataset.n_actions,
+                "max_episode_steps": dataset.manifest.get("max_episode_steps"),
+            }
+        observation = self.metadata["observation_space"]
+        shape = tuple(observation["shape"])
+        config = ModelConfig(
+            observation_kind=observation["kind"],
+            observation_shape=shape,
+            n_observations=int(observation.get("n", 0)),
+            n_actions=int(self.metadata["n_actions"]),
+            context_length=context_length,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            embed_dim=embed_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            channels_last=not (len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)),
+        )
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.policy = TransformerPolicy(config).to(self.device)
+        self.rng = np.random.default_rng(seed)
+        self.optimizer = self._make_optimizer()
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def env_id(self) -> str:
+        """Environment the histories came from."""
+        return str(self.metadata["env_id"])
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """Environment constructor arguments of the histories."""
+        return dict(self.metadata.get("env_kwargs", {}))
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model architecture."""
+        return self.policy.config
+
+    @staticmethod
+    def _check_dataset(dataset: HistoryDataset, context_length: int) -> None:
+        if len(dataset) == 0 or all(len(history) == 0 for history in dataset.histories):
+            where = f" at {str(dataset.directory)!r}" if dataset.directory is not None else ""
+            raise ValueError(f"dataset{where} is empty: it holds no learning history")
+        shortest = min(len(history) for history in dataset.histories)
+        if context_length > shortest:
+            raise ValueError(
+                f"context_length={context_length} is longer than the shortest history ({shortest} steps); "
+                f"use context_length <= {shortest} or collect longer histories"
+            )
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, parameter in self.policy.named_parameters():
+            (decay if parameter.dim() >= 2 and "embedding" not in name else no_decay).append(parameter)
+        groups = [
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=self.learning_rate, betas=(0.9, 0.99), fused=fused)
+
+    def learning_rate_at(self, step: int, total_steps: int) -> float:
+        """Warm-up then cosine decay.
+
+        :param step: gradient step (0-based).
+        :param total_steps: total gradient steps of the run.
+        """
+        warmup = min(self.warmup_steps, max(total_steps // 10, 0)) if total_steps > 0 else 0
+        if step < warmup:
+            return self.learning_rate * (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return self.learning_rate * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+
+    # -- data ------------------------------------------------------------------------------------
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """Random across-episode subsequences of ``context_length`` steps (tokens and targets)."""
+        assert self.dataset is not None
+        histories = self.dataset.histories
+        length = self.context_length
+        none_action = self.config.n_actions
+        task_indices = self.rng.integers(len(histories), size=self.batch_size)
+        observations, previous_actions, previous_rewards, targets = [], [], [], []
+        for task_index in task_indices:
+            history = histories[task_index]
+            start = int(self.rng.integers(len(history) - length + 1))
+            observations.append(np.asarray(history.observations[start : start + length]))
+            targets.append(np.asarray(history.actions[start : start + length]))
+            if start == 0:
+                actions = np.concatenate(([none_action], history.actions[: length - 1]))
+                rewards = np.concatenate(([0.0], history.rewards[: length - 1]))
+            else:
+                actions = history.actions[start - 1 : start + length - 1]
+                rewards = history.rewards[start - 1 : start + length - 1]
+            previous_actions.append(np.asarray(actions, dtype=np.int64))
+            previous_rewards.append(np.asarray(rewards, dtype=np.float32))
+        device = self.device
+        return {
+            "observations": torch.from_numpy(np.stack(observations)).to(device),
+            "previous_actions": torch.from_numpy(np.stack(previous_actions)).to(device),
+            "previous_rewards": torch.from_numpy(np.stack(previous_rewards)).to(device),
+            "targets": torch.from_numpy(np.stack(targets).astype(np.int64)).to(device),
+        }
+
+    # -- training ----------------------------------------------------------------------------------
+    def learn(self, steps: int, progress_bar: bool = False, resume: bool = False) -> AlgorithmDistillation:
+        """Train for ``steps`` gradient steps in total (counting steps done before a resume).
+
+        :param steps: total gradient steps.
+        :param progress_bar: show a tqdm progress bar.
+        :param resume: continue from the last checkpoint in ``checkpoint_dir`` (if any).
+        """
+        if self.dataset is None:
+            raise ValueError("this model has no dataset (it was loaded); create one with a dataset to train")
+        if steps < 0:
+            raise ValueError(f"steps={steps!r} must be >= 0")
+        if resume:
+            if self.checkpoint_dir is None:
+                raise ValueError("resume=True needs checkpoint_dir")
+            self._load_checkpoint()
+        writer = None
+        if self.tensorboard_log is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(self.tensorboard_log)
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, initial=self.num_steps, desc="AD", unit="step")
+        autocast = self.device.type == "cuda"
+        self.policy.train()
+        tokens = 0
+        started = time.perf_counter()
+        try:
+            while self.num_steps < steps:
+                lr = self.learning_rate_at(self.num_steps, steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                batch = self.sample_batch()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    logits = self.policy(
+                        batch["observations"], batch["previous_actions"], batch["previous_rewards"]
+                    )
+                loss = F.cross_entropy(
+                    logits.float().reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1)
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.optimizer.step()
+                self.num_steps += 1
+                tokens += batch["targets"].numel()
+                if writer is not None or bar is not None:
+                    accuracy = (logits.argmax(-1) == batch["targets"]).float().mean().item()
+                    if writer is not None:
+                        writer.add_scalar("train/loss", loss.item(), self.num_steps)
+                        writer.add_scalar("train/accuracy", accuracy, self.num_steps)
+                        writer.add_scalar("train/lr", lr, self.num_steps)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss.item():.3f}", accuracy=f"{accuracy:.2f}")
+                if self.checkpoint_dir is not None and (
+                    self.num_steps % self.checkpoint_every == 0 or self.num_steps == steps
+                ):
+                    self._save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                writer.add_scalar("time/tokens_per_second", tokens / elapsed, self.num_steps)
+                writer.close()
+        self.tokens_per_second = tokens / max(time.perf_counter() - started, 1e-9)
+        self.policy.eval()
+        return self
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        assert self.checkpoint_dir is not None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        name = f"step_{self.num_steps:09d}"
+        temporary = Path(tempfile.mkdtemp(dir=self.checkpoint_dir, prefix=f".{name}."))
+        tensors = {
+            f"model.{key}": value.detach().cpu().contiguous()
+            for key, value in self.policy.state_dict().items()
+        }
+        optimizer_state = self.optimizer.state_dict()
+        for index, state in optimizer_state["state"].items():
+            for key, value in state.items():
+                tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        save_file(tensors, str(temporary / "state.safetensors"))
+        groups = [
+            {key: value for key, value in group.items() if key != "params"}
+            for group in optimizer_state["param_groups"]
+        ]
+        _atomic_json(
+            temporary / "state.json",
+            {"num_steps": self.num_steps, "numpy_rng": self.rng.bit_generator.state, "param_groups": groups},
+        )
+        final = self.checkpoint_dir / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+        _atomic_json(self.checkpoint_dir / "latest.json", {"checkpoint": name, "num_steps": self.num_steps})
+        for old in self.checkpoint_dir.glob("step_*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        if self.verbose:
+            print(f"AD checkpoint at step {self.num_steps}: {final}")
+
+    def _load_checkpoint(self) -> None:
+        assert self.checkpoint_dir is not None
+        pointer = self.checkpoint_dir / "latest.json"
+        if not pointer.exists():
+            return
+        name = json.loads(pointer.read_text())["checkpoint"]
+        directory = self.checkpoint_dir / name
+        tensors = load_file(str(directory / "state.safetensors"))
+        state = json.loads((directory / "state.json").read_text())
+        model_state = {
+            key[len("model.") :]: value for key, value in tensors.items() if key.startswith("model.")
+        }
+        self.policy.load_state_dict(model_state)
+        optimizer_state: dict[str, Any] = {"state": {}, "param_groups": []}
+        current_groups = self.optimizer.state_dict()["param_groups"]
+        for group, saved in zip(current_groups, state["param_groups"]):
+            optimizer_state["param_groups"].append({**saved, "params": group["params"]})
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, field = key.split(".", 2)
+                optimizer_state["state"].setdefault(int(index), {})[field] = (
+                    value.to(self.device) if field != "step" else value
+                )
+        self.optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.num_steps = int(state["num_steps"])
+
+    # -- acting ----------------------------------------------------------------------------------------
+    def _observation_tensor(self, observation: Any) -> tuple[torch.Tensor, bool]:
+        array = np.asarray(observation)
+        shape = self.config.observation_shape
+        single = array.ndim == len(shape)
+        if single:
+            array = array[None]
+        if array.shape[1:] != shape:
+            raise ValueError(
+                f"observation has shape {np.asarray(observation).shape}; expected {shape} or (batch, *{shape})"
+            )
+        if self.config.observation_kind == "discrete":
+            return torch.as_tensor(array.astype(np.int64), device=self.device), single
+        if self.config.observation_kind == "image":
+            return torch.as_tensor(array, device=self.device), single
+        return torch.as_tensor(array.astype(np.float32), device=self.device), single
+
+    def _choose(
+        self, logits: torch.Tensor, deterministic: bool, temperature: float, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        if deterministic:
+            return logits.argmax(-1)
+        probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+        return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Any,
+        state: InContextState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        reward: np.ndarray | float | None = None,
+        temperature: float = 1.0,
+    ) -> tuple[np.ndarray, InContextState]:
+        """Choose actions in context, one O(context) step per call (SB3's recurrent style).
+
+        The history is *not* cut at episode boundaries - improving across episodes is the
+        point of AD - so ``episode_start`` is accepted for SB3 compatibility and ignored; pass
+        ``state=None`` to start a new task. Each call after the first needs ``reward``: the
+        rewards the previously returned actions earned.
+
+        :param observation: one observation or a batch ``(batch, *observation_shape)``.
+        :param state: the state returned by the previous call, or None to start fresh.
+        :param episode_start: ignored (see above).
+        :param deterministic: take the most likely action instead of sampling.
+        :param reward: reward(s) of the previous actions (required when ``state`` is given).
+        :param temperature: sampling temperature (> 0).
+        :return: the actions and the new state.
+        """
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature!r} must be > 0")
+        self.policy.eval()
+        observations, single = self._observation_tensor(observation)
+        batch = observations.shape[0]
+        if state is None:
+            state = InContextState(
+                self.policy.empty_cache(batch), np.full(batch, self.config.n_actions, dtype=np.int64)
+            )
+            previous_rewards = np.zeros(batch, dtype=np.float32)
+        else:
+            if state.batch_size != batch:
+                raise ValueError(
+                    f"observation batch {batch} does not match the state's batch {state.batch_size}"
+                )
+            if reward is None:
+                raise ValueError("reward=None: pass the rewards of the previous actions when state is given")
+            previous_rewards = np.broadcast_to(np.asarray(reward, dtype=np.float32), (batch,))
+        logits = self.policy.step(
+            state.cache,
+            observations,
+            torch.as_tensor(state.last_actions, device=self.device),
+            torch.as_tensor(np.array(previous_rewards), device=self.device),
+        )
+        actions = self._choose(logits, deterministic, temperature, None).cpu().numpy()
+        state.last_actions = actions.astype(np.int64)
+        return (actions[0] if single else actions), state
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {
+            "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
+            "warmup_steps": self.warmup_steps,
+            "min_lr_ratio": self.min_lr_ratio,
+            "batch_size": self.batch_size,
+            "max_grad_norm": self.max_grad_norm,
+            "subsample": self.subsample,
+            "seed": self.seed,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``path/model.safetensors`` and ``path/config.json`` (no pickle), atomically.
+
+        :param path: target directory (replaced if it exists).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        state = {key: value.detach().cpu().contiguous() for key, value in self.policy.state_dict().items()}
+        save_file(state, str(temporary / WEIGHTS_NAME))
+        config = {
+            "algorithm": "AlgorithmDistillation",
+            "model": self.config.to_dict(),
+            "metadata": self.metadata,
+            "hyperparameters": self._hyperparameters(),
+            "num_steps": self.num_steps,
+        }
+        _atomic_json(temporary / CONFIG_NAME, config)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> AlgorithmDistillation:
+        """Load a model written by :meth:`save`, ready for :meth:`predict`.
+
+        :param path: the directory.
+        :param device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        """
+        path = Path(path)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (path / name).exists():
+                raise ValueError(f"path={str(path)!r} has no {name}; not a saved AlgorithmDistillation model")
+        config = json.loads((path / CONFIG_NAME).read_text())
+        if config.get("algorithm") != "AlgorithmDistillation":
+            raise ValueError(
+                f"path={str(path)!r} holds {config.get('algorithm')!r}, not AlgorithmDistillation"
+            )
+        model = ModelConfig.from_dict(config["model"])
+        hyperparameters = {key: value for key, value in config["hyperparameters"].items()}
+        agent = cls(
+            None,
+            context_length=model.context_length,
+            n_layers=model.n_layers,
+            n_heads=model.n_heads,
+            embed_dim=model.embed_dim,
+            dropout=model.dropout,
+            attention_dropout=model.attention_dropout,
+            device=device,
+            _metadata=config["metadata"],
+            **hyperparameters,
+        )
+        agent.policy.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=str(agent.device)))
+        agent.policy.eval()
+        agent.num_steps = int(config.get("num_steps", 0))
+        return agent

@@ -1,0 +1,334 @@
+"""Learning-history datasets: memory-mapped ``.npy`` arrays plus a JSON manifest.
+
+A dataset is one self-contained directory (so it can be pushed to the Hub as a dataset repo)::
+
+    manifest.json                      env id, tasks, source and its hyper-parameters,
+                                       spaces, and one entry per completed task
+    task_00000_observations.npy        (T, *observation_shape)
+    task_00000_actions.npy             (T,) int64
+    task_00000_rewards.npy             (T,) float32
+    task_00000_dones.npy               (T,) bool - the episode ended after this step
+
+Step ``t`` of a history is the source's transition ``(o_t, a_t, r_t, done_t)`` in the order
+it learned. Arrays are written with :func:`numpy.lib.format.open_memmap` into a temporary
+file in the same directory and renamed into place; the manifest is rewritten atomically
+after every task, so an interrupted collection loses at most the task in progress and a
+reader never sees a half-written task. Arrays are loaded memory-mapped with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = [
+    "ARRAY_NAMES",
+    "MANIFEST_NAME",
+    "History",
+    "HistoryDataset",
+    "HistoryWriter",
+    "describe_space",
+    "task_from_json",
+]
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_NAME = "zoo-ad-histories"
+FORMAT_VERSION = 1
+ARRAY_NAMES: tuple[str, ...] = ("observations", "actions", "rewards", "dones")
+
+
+def task_from_json(value: Any) -> Any:
+    """Turn JSON lists back into the (nested) tuples the environments use as tasks.
+
+    :param value: a task as stored in the manifest.
+    """
+    if isinstance(value, list):
+        return tuple(task_from_json(item) for item in value)
+    return value
+
+
+def _task_to_json(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_task_to_json(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def describe_space(space: gym.Space, name: str) -> dict[str, Any]:
+    """JSON description of an observation or action space that AD supports.
+
+    :param space: a ``Discrete`` or ``Box`` space.
+    :param name: ``"observation_space"`` or ``"action_space"`` (for error messages).
+    """
+    if isinstance(space, gym.spaces.Discrete):
+        return {"kind": "discrete", "n": int(space.n), "shape": [], "dtype": "int64"}
+    if isinstance(space, gym.spaces.Box) and name == "observation_space":
+        is_image = space.dtype == np.uint8 and len(space.shape) == 3
+        return {
+            "kind": "image" if is_image else "box",
+            "n": 0,
+            "shape": list(space.shape),
+            "dtype": np.dtype(space.dtype).name,
+        }
+    allowed = "Discrete" if name == "action_space" else "Discrete or Box"
+    raise ValueError(f"{name}={space} is not supported by Algorithm Distillation; use {allowed}")
+
+
+@dataclass
+class History:
+    """One learning history: the source's transitions on one task, in order."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def episodes(self) -> int:
+        """Number of completed episodes."""
+        return int(np.count_nonzero(self.dones))
+
+    def episode_returns(self) -> np.ndarray:
+        """Return of each completed episode, in order."""
+        ends = np.flatnonzero(self.dones)
+        sums = np.cumsum(self.rewards, dtype=np.float64)
+        totals = sums[ends]
+        return np.diff(np.concatenate(([0.0], totals)))
+
+    def subsample(self, every: int) -> History:
+        """Keep every ``every``-th episode (the 1st, the ``every+1``-th, ...); a partial last episode is dropped.
+
+        :param every: keep one episode in ``every`` (``1`` keeps all).
+        """
+        if every < 1:
+            raise ValueError(f"every={every} must be >= 1")
+        if every == 1:
+            return self
+        ends = np.flatnonzero(self.dones)
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        keep = [np.arange(start, end + 1) for start, end in zip(starts[::every], ends[::every])]
+        index = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+        return History(*(np.asarray(getattr(self, name)[index]) for name in ARRAY_NAMES))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The four arrays by name."""
+        return {name: getattr(self, name) for name in ARRAY_NAMES}
+
+
+def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_array(path: Path, array: np.ndarray) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        mapped = np.lib.format.open_memmap(temporary, mode="w+", dtype=array.dtype, shape=array.shape)
+        if array.size:
+            mapped[...] = array
+        mapped.flush()
+        del mapped
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class HistoryWriter:
+    """Create or reopen a dataset directory and add tasks to it one at a time, atomically.
+
+    :param directory: the dataset directory (created if missing).
+    :param header: manifest fields fixed for the whole dataset (env id, tasks, source, ...).
+        Reopening an existing directory with a different header raises ``ValueError``, so a
+        resumed collection cannot silently mix two configurations.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], header: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        header = json.loads(json.dumps({**header, "format": FORMAT_NAME, "version": FORMAT_VERSION}))
+        manifest_path = self.directory / MANIFEST_NAME
+        if manifest_path.exists():
+            existing = _read_manifest(manifest_path)
+            existing_header = {key: value for key, value in existing.items() if key != "completed"}
+            if existing_header != header:
+                differing = sorted(
+                    key
+                    for key in set(existing_header) | set(header)
+                    if existing_header.get(key) != header.get(key)
+                )
+                raise ValueError(
+                    f"directory={str(self.directory)!r} holds a dataset with a different configuration "
+                    f"(fields {differing} differ); use a new directory or resume with the same settings"
+                )
+            self.manifest = existing
+        else:
+            self.manifest = {**header, "completed": {}}
+            _atomic_write_json(manifest_path, self.manifest)
+
+    @property
+    def completed(self) -> set[int]:
+        """Indices of the tasks already written."""
+        return {int(key) for key in self.manifest["completed"]}
+
+    def write_task(self, task_index: int, history: History) -> None:
+        """Write one task's history (each array to a temp file, renamed), then update the manifest.
+
+        :param task_index: index into the manifest's task list.
+        :param history: the task's learning history.
+        """
+        files: dict[str, Any] = {}
+        for name, array in history.arrays().items():
+            file_name = f"task_{task_index:05d}_{name}.npy"
+            _atomic_write_array(self.directory / file_name, np.ascontiguousarray(array))
+            files[name] = {"file": file_name, "dtype": array.dtype.name, "shape": list(array.shape)}
+        self.manifest["completed"][str(task_index)] = {
+            "length": len(history),
+            "episodes": history.episodes,
+            "files": files,
+        }
+        _atomic_write_json(self.directory / MANIFEST_NAME, self.manifest)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the dataset manifest {str(path)!r}: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{str(path)!r} is not a learning-history manifest (format {FORMAT_NAME!r})")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} has version {manifest.get('version')!r}; this code reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def _load_array(path: Path, expected: dict[str, Any]) -> np.ndarray:
+    if not path.exists():
+        raise ValueError(f"dataset file {str(path)!r} is missing")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"dataset file {str(path)!r} is truncated or corrupt: {error}") from error
+    if array.dtype.name != expected["dtype"] or list(array.shape) != list(expected["shape"]):
+        raise ValueError(
+            f"dataset file {str(path)!r} holds {array.dtype.name}{list(array.shape)}, "
+            f"the manifest says {expected['dtype']}{expected['shape']}"
+        )
+    return array
+
+
+class HistoryDataset:
+    """A loaded learning-history dataset (arrays stay memory-mapped).
+
+    :param histories: one :class:`History` per task, in task order.
+    :param manifest: the manifest (header fields; ``completed`` is ignored).
+    :param directory: where it was loaded from, if anywhere.
+    """
+
+    def __init__(
+        self, histories: Sequence[History], manifest: dict[str, Any], directory: Path | None = None
+    ) -> None:
+        self.histories = list(histories)
+        self.manifest = manifest
+        self.directory = directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], subsample: int = 1) -> HistoryDataset:
+        """Load a dataset directory; every listed file is checked against the manifest.
+
+        :param directory: a directory written by :func:`zoo.agents.ad.collect_histories`.
+        :param subsample: keep every ``subsample``-th episode of each history.
+        """
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST_NAME
+        if not manifest_path.exists():
+            raise ValueError(
+                f"directory={str(directory)!r} has no {MANIFEST_NAME}; not a learning-history dataset"
+            )
+        manifest = _read_manifest(manifest_path)
+        histories = []
+        task_indices = sorted(int(key) for key in manifest["completed"])
+        for task_index in task_indices:
+            entry = manifest["completed"][str(task_index)]
+            arrays = {
+                name: _load_array(directory / entry["files"][name]["file"], entry["files"][name])
+                for name in ARRAY_NAMES
+            }
+            histories.append(History(**arrays).subsample(subsample))
+        all_tasks = manifest["tasks"]
+        header = {**manifest, "tasks": [all_tasks[index] for index in task_indices]}
+        return cls(histories, header, directory)
+
+    @property
+    def env_id(self) -> str:
+        """Environment id the histories were collected on."""
+        return str(self.manifest["env_id"])
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of the environment (e.g. ``size``)."""
+        return dict(self.manifest.get("env_kwargs", {}))
+
+    @property
+    def tasks(self) -> list[Any]:
+        """The tasks, one per history."""
+        return [task_from_json(task) for task in self.manifest["tasks"]]
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """Source algorithm name and hyper-parameters."""
+        return dict(self.manifest["source"])
+
+    @property
+    def observation_space(self) -> dict[str, Any]:
+        """Description of the observation space (see :func:`describe_space`)."""
+        return dict(self.manifest["observation_space"])
+
+    @property
+    def n_actions(self) -> int:
+        """Number of discrete actions."""
+        return int(self.manifest["action_space"]["n"])
+
+    def __len__(self) -> int:
+        return len(self.histories)
+
+    def subsample(self, every: int) -> HistoryDataset:
+        """A dataset keeping every ``every``-th episode of each history.
+
+        :param every: keep one episode in ``every``.
+        """
+        return HistoryDataset(
+            [history.subsample(every) for history in self.histories], self.manifest, self.directory
+        )
+
+    def episode_returns(self) -> np.ndarray:
+        """``(tasks, episodes)`` returns, truncated to the shortest history's episode count."""
+        returns = [history.episode_returns() for history in self.histories]
+        if not returns:
+            return np.zeros((0, 0))
+        shortest = min(len(item) for item in returns)
+        return np.stack([item[:shortest] for item in returns])

@@ -1,0 +1,705 @@
+"""Source algorithms whose learning histories Algorithm Distillation imitates, and their collection.
+
+Fast numpy sources run one task per sub-environment of a vector environment, in lockstep:
+
+* :class:`UCB` and :class:`ThompsonSampling` for the bandit;
+* :class:`TabularQLearning` for the dark grid worlds (one Q-table per task);
+* :class:`NoisyExpert` ("noise distillation"): a scripted optimal policy whose ε decays
+  from 1 to 0 over the history, so the history still shows improvement.
+
+:class:`SB3Source` trains a Stable-Baselines3 algorithm (PPO, A2C, DQN, ...) from scratch on
+each task and records every transition of its single learning stream with a callback.
+
+:func:`collect_histories` writes the histories to a dataset directory (see
+:mod:`zoo.agents.ad.dataset`), one task at a time, and resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from .dataset import History, HistoryDataset, HistoryWriter, _task_to_json, describe_space
+
+__all__ = [
+    "UCB",
+    "NoisyExpert",
+    "SB3Source",
+    "Source",
+    "TabularQLearning",
+    "ThompsonSampling",
+    "collect_histories",
+    "make_task_vector_env",
+]
+
+
+def make_task_vector_env(
+    env_id: str, tasks: Sequence[Any], env_kwargs: dict[str, Any] | None = None, vectorization: str = "auto"
+) -> gym.vector.VectorEnv:
+    """A vector environment whose sub-environment ``i`` runs ``tasks[i]``.
+
+    :param env_id: a meta-RL environment id.
+    :param tasks: one task per sub-environment.
+    :param env_kwargs: constructor arguments (e.g. ``size``).
+    :param vectorization: ``"native"`` (the env's numpy vector version,
+        ``gym.make_vec(id, num_envs=N, tasks=...)``), ``"sync"`` (a SyncVectorEnv of single
+        environments) or ``"auto"`` (native when the env registers one).
+    """
+    if vectorization not in ("auto", "native", "sync"):
+        raise ValueError(f"vectorization={vectorization!r} is not allowed; use 'auto', 'native' or 'sync'")
+    if len(tasks) == 0:
+        raise ValueError("tasks=[] is empty; give at least one task")
+    env_kwargs = dict(env_kwargs or {})
+    spec = gym.spec(env_id)
+    if vectorization == "native" or (vectorization == "auto" and spec.vector_entry_point is not None):
+        return gym.make_vec(
+            env_id,
+            num_envs=len(tasks),
+            vectorization_mode="vector_entry_point",
+            tasks=list(tasks),
+            **env_kwargs,
+        )
+    return gym.vector.SyncVectorEnv([partial(gym.make, env_id, task=task, **env_kwargs) for task in tasks])
+
+
+class VectorPolicy(ABC):
+    """A batch of per-task learners driven in lockstep by :func:`run_vectorised`."""
+
+    @abstractmethod
+    def act(self, observations: np.ndarray, acting: np.ndarray) -> np.ndarray:
+        """Actions for every sub-environment (rows where ``acting`` is False are ignored)."""
+
+    def observe(
+        self,
+        acting: np.ndarray,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        next_observations: np.ndarray,
+    ) -> None:
+        """Learn from the transitions of the ``acting`` rows (``next_observations``: true final obs at an end)."""
+
+
+def _final_observations(
+    next_observations: np.ndarray, infos: dict[str, Any], ended: np.ndarray, mode: AutoresetMode
+) -> np.ndarray:
+    if mode != AutoresetMode.SAME_STEP or not ended.any():
+        return next_observations
+    result = np.array(next_observations, copy=True)
+    final = infos.get("final_obs")
+    mask = infos.get("_final_obs", ended)
+    for index in np.flatnonzero(ended & mask):
+        result[index] = final[index]
+    return result
+
+
+def run_vectorised(
+    env: gym.vector.VectorEnv, policy: VectorPolicy, episodes: int, seed: int, max_episode_steps: int
+) -> list[History]:
+    """Run ``policy`` on every sub-environment until each has ``episodes`` episodes; record them.
+
+    Works with the NEXT_STEP and SAME_STEP autoreset modes: in NEXT_STEP mode the step after
+    an episode end only resets that sub-environment, and it is neither recorded nor learned from.
+
+    :param env: the vector environment (one task per sub-environment).
+    :param policy: the learners.
+    :param episodes: episodes to record per sub-environment.
+    :param seed: seed of ``env.reset``.
+    :param max_episode_steps: upper bound of an episode's length (sizes the buffers).
+    """
+    n = env.num_envs
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if isinstance(mode, str):
+        mode = AutoresetMode(mode)
+    observations, _ = env.reset(seed=seed)
+    observations = np.asarray(observations)
+    capacity = episodes * max_episode_steps
+    buffer_observations = np.zeros((n, capacity, *observations.shape[1:]), dtype=observations.dtype)
+    buffer_actions = np.zeros((n, capacity), dtype=np.int64)
+    buffer_rewards = np.zeros((n, capacity), dtype=np.float32)
+    buffer_dones = np.zeros((n, capacity), dtype=bool)
+    lengths = np.zeros(n, dtype=np.int64)
+    finished = np.zeros(n, dtype=np.int64)
+    pending_reset = np.zeros(n, dtype=bool)
+    while (finished < episodes).any():
+        acting = ~pending_reset
+        actions = np.asarray(policy.act(observations, acting), dtype=np.int64)
+        next_observations, rewards, terminated, truncated, infos = env.step(actions)
+        next_observations = np.asarray(next_observations)
+        rewards = np.asarray(rewards, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool) & acting
+        truncated = np.asarray(truncated, dtype=bool) & acting
+        ended = terminated | truncated
+        record = np.flatnonzero(acting & (finished < episodes))
+        if (lengths[record] >= capacity).any():
+            raise RuntimeError(f"an episode ran longer than max_episode_steps={max_episode_steps}")
+        slots = lengths[record]
+        buffer_observations[record, slots] = observations[record]
+        buffer_actions[record, slots] = actions[record]
+        buffer_rewards[record, slots] = rewards[record]
+        buffer_dones[record, slots] = ended[record]
+        lengths[record] += 1
+        finished[record] += ended[record]
+        final = _final_observations(next_observations, infos, ended, mode)
+        policy.observe(acting, observations, actions, rewards, terminated, truncated, final)
+        pending_reset = ended if mode == AutoresetMode.NEXT_STEP else np.zeros(n, dtype=bool)
+        observations = next_observations
+    return [
+        History(
+            buffer_observations[index, : lengths[index]].copy(),
+            buffer_actions[index, : lengths[index]].copy(),
+            buffer_rewards[index, : lengths[index]].copy(),
+            buffer_dones[index, : lengths[index]].copy(),
+        )
+        for index in range(n)
+    ]
+
+
+class Source(ABC):
+    """A source RL algorithm: learns each task from scratch and returns its learning history."""
+
+    #: Name stored in the dataset manifest.
+    name: str = "source"
+
+    @abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """JSON-compatible hyper-parameters (stored in the manifest)."""
+
+    @abstractmethod
+    def collect(
+        self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
+    ) -> list[History]:
+        """Learn every task from scratch for ``episodes`` episodes; one history per task.
+
+        :param env_id: environment id.
+        :param env_kwargs: constructor arguments.
+        :param tasks: the tasks of this batch.
+        :param episodes: episodes per task.
+        :param seed: seed of this batch.
+        """
+
+
+class VectorisedSource(Source):
+    """A numpy source that learns all tasks of a batch at once on a vector environment.
+
+    :param vectorization: see :func:`make_task_vector_env`.
+    """
+
+    def __init__(self, vectorization: str = "auto") -> None:
+        self.vectorization = vectorization
+
+    @abstractmethod
+    def make_policy(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
+    ) -> VectorPolicy:
+        """Fresh learners for the tasks of one batch."""
+
+    def collect(
+        self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
+    ) -> list[History]:
+        env = make_task_vector_env(env_id, tasks, env_kwargs, self.vectorization)
+        try:
+            spec = gym.spec(env_id)
+            max_steps = spec.max_episode_steps or 1000
+            policy = self.make_policy(env, tasks, episodes, np.random.default_rng(seed))
+            return run_vectorised(env, policy, episodes, seed, max_steps)
+        finally:
+            env.close()
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if not (value >= 0 if allow_zero else value > 0) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
+
+
+class _BanditPolicy(VectorPolicy):
+    def __init__(self, n: int, arms: int, rng: np.random.Generator) -> None:
+        self.counts = np.zeros((n, arms))
+        self.sums = np.zeros((n, arms))
+        self.rng = rng
+
+    def observe(
+        self,
+        acting: np.ndarray,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        next_observations: np.ndarray,
+    ) -> None:
+        rows = np.flatnonzero(acting)
+        np.add.at(self.counts, (rows, actions[rows]), 1.0)
+        np.add.at(self.sums, (rows, actions[rows]), rewards[rows])
+
+
+class _UCBPolicy(_BanditPolicy):
+    def __init__(self, n: int, arms: int, rng: np.random.Generator, exploration: float) -> None:
+        super().__init__(n, arms, rng)
+        self.exploration = exploration
+
+    def act(self, observations: np.ndarray, acting: np.ndarray) -> np.ndarray:
+        total = self.counts.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = self.sums / self.counts
+            bonus = self.exploration * np.sqrt(2.0 * np.log(np.maximum(total, 1.0)) / self.counts)
+        scores = np.where(self.counts == 0, np.inf, means + bonus)
+        # Random tie-breaking keeps the first pulls of untried arms in random order.
+        scores = scores + 1e-9 * self.rng.random(scores.shape)
+        return np.argmax(scores, axis=1)
+
+
+class _ThompsonPolicy(_BanditPolicy):
+    def act(self, observations: np.ndarray, acting: np.ndarray) -> np.ndarray:
+        # Beta-Bernoulli posterior; rewards in [0, 1] are treated as success probabilities.
+        successes = self.sums
+        failures = self.counts - self.sums
+        samples = self.rng.beta(1.0 + successes, 1.0 + failures)
+        return np.argmax(samples, axis=1)
+
+
+def _discrete_actions(env: gym.vector.VectorEnv) -> int:
+    space = env.single_action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(f"action_space={space} is not Discrete; this source needs discrete actions")
+    return int(space.n)
+
+
+class UCB(VectorisedSource):
+    """UCB1 on every bandit task: pull ``argmax mean + exploration * sqrt(2 ln t / n)``.
+
+    :param exploration: scale of the confidence bonus.
+    :param vectorization: see :func:`make_task_vector_env`.
+    """
+
+    name = "ucb"
+
+    def __init__(self, exploration: float = 1.0, vectorization: str = "auto") -> None:
+        super().__init__(vectorization)
+        _check_positive("exploration", exploration, allow_zero=True)
+        self.exploration = exploration
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"exploration": self.exploration}
+
+    def make_policy(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
+    ) -> VectorPolicy:
+        return _UCBPolicy(env.num_envs, _discrete_actions(env), rng, self.exploration)
+
+
+class ThompsonSampling(VectorisedSource):
+    """Beta-Bernoulli Thompson sampling on every bandit task.
+
+    :param vectorization: see :func:`make_task_vector_env`.
+    """
+
+    name = "thompson"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+    def make_policy(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
+    ) -> VectorPolicy:
+        return _ThompsonPolicy(env.num_envs, _discrete_actions(env), rng)
+
+
+def _epsilon_schedule(
+    episode: np.ndarray, episodes: int, start: float, end: float, fraction: float
+) -> np.ndarray:
+    """Linear decay from ``start`` to ``end`` over the first ``fraction`` of the episodes."""
+    horizon = max(fraction * max(episodes - 1, 1), 1e-9)
+    progress = np.clip(episode / horizon, 0.0, 1.0)
+    return start + (end - start) * progress
+
+
+class _QLearningPolicy(VectorPolicy):
+    def __init__(
+        self,
+        n: int,
+        states: int,
+        actions: int,
+        episodes: int,
+        rng: np.random.Generator,
+        source: TabularQLearning,
+    ) -> None:
+        self.q = np.full((n, states, actions), source.initial_value, dtype=np.float64)
+        self.episode = np.zeros(n)
+        self.episodes = episodes
+        self.rng = rng
+        self.source = source
+        self.rows = np.arange(n)
+
+    def act(self, observations: np.ndarray, acting: np.ndarray) -> np.ndarray:
+        epsilon = _epsilon_schedule(
+            self.episode,
+            self.episodes,
+            self.source.epsilon_start,
+            self.source.epsilon_end,
+            self.source.epsilon_fraction,
+        )
+        values = self.q[self.rows, observations.astype(np.int64)]
+        noisy = values + 1e-9 * self.rng.random(values.shape)
+        greedy = np.argmax(noisy, axis=1)
+        random_actions = self.rng.integers(values.shape[1], size=len(greedy))
+        return np.where(self.rng.random(len(greedy)) < epsilon, random_actions, greedy)
+
+    def observe(
+        self,
+        acting: np.ndarray,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        next_observations: np.ndarray,
+    ) -> None:
+        rows = np.flatnonzero(acting)
+        states = observations[rows].astype(np.int64)
+        next_states = next_observations[rows].astype(np.int64)
+        bootstrap = np.where(terminated[rows], 0.0, self.q[rows, next_states].max(axis=1))
+        target = rewards[rows] + self.source.gamma * bootstrap
+        current = self.q[rows, states, actions[rows]]
+        self.q[rows, states, actions[rows]] = current + self.source.learning_rate * (target - current)
+        self.episode[rows] += terminated[rows] | truncated[rows]
+
+
+class TabularQLearning(VectorisedSource):
+    """ε-greedy tabular Q-learning, one Q-table per task (discrete observations).
+
+    :param learning_rate: step size of the update.
+    :param gamma: discount factor.
+    :param epsilon_start: exploration rate at the first episode.
+    :param epsilon_end: exploration rate after the decay.
+    :param epsilon_fraction: fraction of the episodes over which ε decays linearly.
+    :param initial_value: initial Q-values (optimism speeds exploration up).
+    :param vectorization: see :func:`make_task_vector_env`.
+    """
+
+    name = "q_learning"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.3,
+        gamma: float = 0.9,
+        epsilon_start: float = 1.0,
+        epsilon_end: float = 0.05,
+        epsilon_fraction: float = 0.5,
+        initial_value: float = 0.0,
+        vectorization: str = "auto",
+    ) -> None:
+        super().__init__(vectorization)
+        if not 0 < learning_rate <= 1:
+            raise ValueError(f"learning_rate={learning_rate!r} must be in (0, 1]")
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"gamma={gamma!r} must be in [0, 1]")
+        for name, value in (("epsilon_start", epsilon_start), ("epsilon_end", epsilon_end)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name}={value!r} must be in [0, 1]")
+        if not 0 < epsilon_fraction <= 1:
+            raise ValueError(f"epsilon_fraction={epsilon_fraction!r} must be in (0, 1]")
+        self.learning_rate = learning_rate
+        self.gamma = gamma
+        self.epsilon_start = epsilon_start
+        self.epsilon_end = epsilon_end
+        self.epsilon_fraction = epsilon_fraction
+        self.initial_value = initial_value
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "learning_rate": self.learning_rate,
+            "gamma": self.gamma,
+            "epsilon_start": self.epsilon_start,
+            "epsilon_end": self.epsilon_end,
+            "epsilon_fraction": self.epsilon_fraction,
+            "initial_value": self.initial_value,
+        }
+
+    def make_policy(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
+    ) -> VectorPolicy:
+        space = env.single_observation_space
+        if not isinstance(space, gym.spaces.Discrete):
+            raise ValueError(f"observation_space={space} is not Discrete; tabular Q-learning needs one")
+        return _QLearningPolicy(env.num_envs, int(space.n), _discrete_actions(env), episodes, rng, self)
+
+
+#: Row and column change of the grid actions (0 no-op, 1 up, 2 right, 3 down, 4 left), see zoo.envs.base.
+_GRID_MOVES = np.array([(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)], dtype=np.int64)
+
+
+def _step_towards(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Grid action moving ``position`` (n, 2) one step towards ``target`` (rows first, then columns)."""
+    delta = target - position
+    return np.select(
+        [delta[:, 0] < 0, delta[:, 0] > 0, delta[:, 1] > 0, delta[:, 1] < 0], [1, 3, 2, 4], default=0
+    )
+
+
+class _ExpertPolicy(VectorPolicy):
+    def __init__(
+        self,
+        kind: str,
+        tasks: Sequence[Any],
+        size: int,
+        arms: int,
+        episodes: int,
+        rng: np.random.Generator,
+        source: NoisyExpert,
+    ) -> None:
+        self.kind = kind
+        self.size = size
+        self.arms = arms
+        self.rng = rng
+        self.source = source
+        self.episodes = episodes
+        n = len(tasks)
+        self.episode = np.zeros(n)
+        self.episode_reward = np.zeros(n)
+        if kind == "bandit":
+            self.best = np.array([int(np.argmax(task)) for task in tasks])
+        elif kind == "goal":
+            self.goal = np.array([tuple(task) for task in tasks], dtype=np.int64)
+        else:
+            self.key = np.array([tuple(task[0]) for task in tasks], dtype=np.int64)
+            self.door = np.array([tuple(task[1]) for task in tasks], dtype=np.int64)
+
+    def expert_actions(self, observations: np.ndarray) -> np.ndarray:
+        if self.kind == "bandit":
+            return self.best
+        cells = observations.astype(np.int64)
+        position = np.stack((cells // self.size, cells % self.size), axis=1)
+        if self.kind == "goal":
+            return _step_towards(position, self.goal)
+        # The first reward of an episode is always the key (the door pays only with the key).
+        target = np.where((self.episode_reward >= 1.0)[:, None], self.door, self.key)
+        return _step_towards(position, target)
+
+    def act(self, observations: np.ndarray, acting: np.ndarray) -> np.ndarray:
+        epsilon = _epsilon_schedule(self.episode, self.episodes, 1.0, 0.0, self.source.decay_fraction)
+        random_actions = self.rng.integers(self.arms, size=len(self.episode))
+        explore = self.rng.random(len(self.episode)) < epsilon
+        return np.where(explore, random_actions, self.expert_actions(observations))
+
+    def observe(
+        self,
+        acting: np.ndarray,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        next_observations: np.ndarray,
+    ) -> None:
+        self.episode_reward += np.where(acting, rewards, 0.0)
+        ended = terminated | truncated
+        self.episode += ended
+        self.episode_reward[ended] = 0.0
+
+
+def _expert_kind(env_id: str) -> str:
+    if "Bandit" in env_id:
+        return "bandit"
+    if "KeyToDoor" in env_id:
+        return "key_door"
+    if "DarkRoom" in env_id:
+        return "goal"
+    raise ValueError(
+        f"env_id={env_id!r} has no scripted expert; NoisyExpert supports the bandit, DarkRoom, "
+        "DarkRoomHard and DarkKeyToDoor"
+    )
+
+
+class NoisyExpert(VectorisedSource):
+    """An optimal scripted policy with ε-greedy noise decaying from 1 to 0 over the history.
+
+    "Noise distillation" (Zisman et al. 2023): the history improves from random to optimal
+    without running a real RL algorithm. ``decay_fraction=0`` gives a noiseless expert, the
+    data of Expert Distillation.
+
+    :param decay_fraction: fraction of the episodes over which ε goes from 1 to 0.
+    :param vectorization: see :func:`make_task_vector_env`.
+    """
+
+    name = "noisy_expert"
+
+    def __init__(self, decay_fraction: float = 0.8, vectorization: str = "auto") -> None:
+        super().__init__(vectorization)
+        if not 0 <= decay_fraction <= 1:
+            raise ValueError(f"decay_fraction={decay_fraction!r} must be in [0, 1]")
+        self.decay_fraction = decay_fraction
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"decay_fraction": self.decay_fraction}
+
+    def make_policy(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
+    ) -> VectorPolicy:
+        kind = _expert_kind(env.spec.id if env.spec is not None else self._env_id)
+        size = 0
+        if kind != "bandit":
+            size = math.isqrt(int(env.single_observation_space.n))
+        return _ExpertPolicy(kind, tasks, size, _discrete_actions(env), episodes, rng, self)
+
+    def collect(
+        self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
+    ) -> list[History]:
+        self._env_id = env_id
+        return super().collect(env_id, env_kwargs, tasks, episodes, seed)
+
+
+class SB3Source(Source):
+    """Train a Stable-Baselines3 algorithm from scratch on each task; record its one learning stream.
+
+    :param algorithm: an SB3 / sb3-contrib algorithm class or its name (``"PPO"``, ``"A2C"``, ``"DQN"``).
+    :param policy: the SB3 policy name.
+    :param hyperparameters: keyword arguments of the algorithm (JSON-compatible).
+    """
+
+    name = "sb3"
+
+    def __init__(
+        self,
+        algorithm: str | type = "PPO",
+        policy: str = "MlpPolicy",
+        hyperparameters: dict[str, Any] | None = None,
+    ) -> None:
+        import stable_baselines3
+
+        if isinstance(algorithm, str):
+            found = getattr(stable_baselines3, algorithm, None)
+            if found is None:
+                import sb3_contrib
+
+                found = getattr(sb3_contrib, algorithm, None)
+            if found is None:
+                raise ValueError(f"algorithm={algorithm!r} is not an SB3 or sb3-contrib algorithm")
+            algorithm = found
+        self.algorithm = algorithm
+        self.policy = policy
+        self.algorithm_kwargs = dict(hyperparameters or {})
+        self.name = f"sb3_{algorithm.__name__.lower()}"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm.__name__, "policy": self.policy, **self.algorithm_kwargs}
+
+    def collect(
+        self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
+    ) -> list[History]:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        histories = []
+        for offset, task in enumerate(tasks):
+            records: dict[str, list[Any]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+
+            class _Recorder(BaseCallback):
+                def _on_step(self) -> bool:
+                    # The callback runs before SB3 overwrites _last_obs: it is the acting observation.
+                    records["observations"].append(np.array(self.model._last_obs[0]))
+                    records["actions"].append(int(np.asarray(self.locals["actions"]).reshape(-1)[0]))
+                    records["rewards"].append(float(self.locals["rewards"][0]))
+                    records["dones"].append(bool(self.locals["dones"][0]))
+                    return sum(records["dones"]) < episodes
+
+            env = gym.make(env_id, task=task, **env_kwargs)
+            max_steps = (gym.spec(env_id).max_episode_steps or 1000) * episodes
+            model = self.algorithm(self.policy, env, seed=seed + offset, verbose=0, **self.algorithm_kwargs)
+            model.learn(max_steps, callback=_Recorder())
+            env.close()
+            histories.append(
+                History(
+                    np.asarray(records["observations"]).astype(
+                        env.observation_space.dtype if env.observation_space.dtype is not None else np.float32
+                    ),
+                    np.asarray(records["actions"], dtype=np.int64),
+                    np.asarray(records["rewards"], dtype=np.float32),
+                    np.asarray(records["dones"], dtype=bool),
+                )
+            )
+        return histories
+
+
+def collect_histories(
+    env_id: str,
+    source: Source,
+    directory: str | os.PathLike[str],
+    episodes: int,
+    tasks: Sequence[Any] | None = None,
+    split: str = "train",
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    tasks_per_batch: int = 64,
+    on_task_written: Callable[[int], None] | None = None,
+) -> HistoryDataset:
+    """Collect one learning history per task and store them in ``directory`` (resumable).
+
+    Tasks are processed in fixed batches (batch ``j`` = tasks ``j*B .. (j+1)*B - 1``, seed
+    ``seed + j``), so a resumed collection reproduces an uninterrupted one exactly: batches
+    whose tasks are all written are skipped, and a partly written batch is re-run with the
+    same seed and only its missing tasks are written.
+
+    :param env_id: a meta-RL environment id.
+    :param source: the source algorithm.
+    :param directory: the dataset directory (created, or resumed when it holds the same configuration).
+    :param episodes: episodes of each learning history.
+    :param tasks: tasks to learn; default: ``zoo.envs.tasks(env_id, split, **env_kwargs)``.
+    :param split: task split used when ``tasks`` is None.
+    :param env_kwargs: environment constructor arguments (e.g. ``{"size": 3}``).
+    :param seed: base seed.
+    :param tasks_per_batch: tasks learned at once on one vector environment.
+    :param on_task_written: called with the task index after each task is stored.
+    :return: the loaded dataset.
+    """
+    import zoo.envs
+
+    env_kwargs = dict(env_kwargs or {})
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes!r} must be >= 1")
+    if tasks_per_batch < 1:
+        raise ValueError(f"tasks_per_batch={tasks_per_batch!r} must be >= 1")
+    if tasks is None:
+        tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("tasks=[] is empty; give at least one task")
+    probe = gym.make(env_id, task=tasks[0], **env_kwargs)
+    header = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "split": split,
+        "tasks": [_task_to_json(task) for task in tasks],
+        "source": {"name": source.name, "hyperparameters": source.hyperparameters()},
+        "episodes": episodes,
+        "seed": seed,
+        "tasks_per_batch": tasks_per_batch,
+        "observation_space": describe_space(probe.observation_space, "observation_space"),
+        "action_space": describe_space(probe.action_space, "action_space"),
+        "max_episode_steps": probe.spec.max_episode_steps if probe.spec is not None else None,
+    }
+    probe.close()
+    writer = HistoryWriter(directory, header)
+    for batch, start in enumerate(range(0, len(tasks), tasks_per_batch)):
+        indices = list(range(start, min(start + tasks_per_batch, len(tasks))))
+        missing = [index for index in indices if index not in writer.completed]
+        if not missing:
+            continue
+        histories = source.collect(
+            env_id, env_kwargs, [tasks[index] for index in indices], episodes, seed + batch
+        )
+        for index, history in zip(indices, histories):
+            if index in missing:
+                writer.write_task(index, history)
+                if on_task_written is not None:
+                    on_task_written(index)
+    return HistoryDataset.load(directory)
