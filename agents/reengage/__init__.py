@@ -7,7 +7,17 @@ discrete actions; ``MultiReenGAGE`` handles many weighted goals at once with a D
 
 from .ddpg import ReenGAGEDDPG
 from .dqn import ReenGAGEDQN
+from .multi import MultiReenGAGE, cell_goal_rewards
+from .policies import MultiGoalPolicy
 from .sac import ReenGAGESAC
 from .td3 import ReenGAGETD3
 
-__all__ = ["ReenGAGEDDPG", "ReenGAGEDQN", "ReenGAGESAC", "ReenGAGETD3"]
+__all__ = [
+    "MultiGoalPolicy",
+    "MultiReenGAGE",
+    "ReenGAGEDDPG",
+    "ReenGAGEDQN",
+    "ReenGAGESAC",
+    "ReenGAGETD3",
+    "cell_goal_rewards",
+]
