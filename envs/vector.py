@@ -309,7 +309,8 @@ class TaskVectorEnv(VectorEnv):
         final_obs = self._observations()
         final_info = self._infos(self._all_true)
         self._reset_envs(np.flatnonzero(done))
-        infos = self._infos(self._all_true)
+        # As in SyncVectorEnv: a reset sub-env's top-level info is its reset info.
+        infos = self._infos(~done)
         infos["final_obs"] = final_obs
         infos["_final_obs"] = done
         infos["final_info"] = final_info
@@ -325,15 +326,22 @@ class TaskVectorEnv(VectorEnv):
     def set_autoreset_mode(self, autoreset_mode: AutoresetMode | str) -> None:
         """Switch the autoreset mode (used by :class:`zoo.envs.sb3.SB3VecEnv`); reset after.
 
-        :param autoreset_mode: ``AutoresetMode`` or its string value.
+        :param autoreset_mode: ``AutoresetMode`` or its name in any case, with or without
+            ``-``/``_`` (``"same-step"``, ``"SameStep"``, ``"SAME_STEP"``).
         """
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError:
+        names = {mode.value.lower(): mode for mode in AutoresetMode}
+        if isinstance(autoreset_mode, AutoresetMode):
+            mode = autoreset_mode
+        elif (
+            isinstance(autoreset_mode, str)
+            and autoreset_mode.replace("-", "").replace("_", "").lower() in names
+        ):
+            mode = names[autoreset_mode.replace("-", "").replace("_", "").lower()]
+        else:
             allowed = ", ".join(repr(mode.value) for mode in AutoresetMode)
             raise ValueError(
-                f"autoreset_mode={autoreset_mode!r} is not allowed; use one of {allowed}"
-            ) from None
+                f"autoreset_mode={autoreset_mode!r} is not allowed; use one of {allowed} (or 'same-step', ...)"
+            )
         self.autoreset_mode = mode
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self._needs_reset[:] = False
