@@ -38,10 +38,13 @@ def _optional_subcommands() -> dict[str, Any]:
     return cli_extra.subcommands()
 
 
+_invocation: list[str] = ["zoo"]
+
+
 def run_train(config: TrainConfig) -> None:
     from zoo.runner import train
 
-    run_dir = train(config)
+    run_dir = train(config, command=_invocation)
     print(f"Run folder: {run_dir}")
     results = (run_dir / "results.json").read_text()
     print(results.strip())
@@ -109,7 +112,9 @@ def dispatch(config: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script."""
-    config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=argv, prog="zoo")
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    _invocation[:] = ["zoo", *arguments]
+    config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=arguments, prog="zoo")
     try:
         dispatch(config)
     except (ValueError, FileNotFoundError, ImportError) as error:

@@ -196,7 +196,7 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
 
     resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
     env = make_training_env(config.env, n_envs, config.seed, vec_env, env_kwargs)
-    eval_env = make_training_env(config.env, 1, config.seed + 10_000, "dummy", env_kwargs)
+    eval_env = make_training_env(config.env, 1, config.seed + 10_000, vec_env, env_kwargs)
 
     if resume_dir is not None:
         run_dir = resume_dir
