@@ -174,7 +174,8 @@ class TaskVectorEnv(VectorEnv):
         }
         self._all_ids = np.arange(self.num_envs)
         self._all_true = np.ones(self.num_envs, dtype=bool)
-        self._streams = UniformStreams(self.num_envs)
+        # Larger blocks mean fewer python-level generator calls; cap the buffer at ~32 MiB.
+        self._streams = UniformStreams(self.num_envs, block=int(np.clip(2**22 // self.num_envs, 16, 256)))
         self._streams.seed([None if seed is None else seed + index for index in range(self.num_envs)])
         self.task_index = np.arange(self.num_envs) if self.fixed_tasks else np.zeros(self.num_envs, np.int64)
         self.elapsed_steps = np.zeros(self.num_envs, dtype=np.int64)
