@@ -132,7 +132,7 @@ def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2)
+            file.write(json.dumps(data, separators=(",", ":")))
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -87,7 +87,11 @@ class VectorPolicy(ABC):
         truncated: np.ndarray,
         next_observations: np.ndarray,
     ) -> None:
-        """Learn from the transitions of the ``acting`` rows (``next_observations``: true final obs at an end)."""
+        """Learn from the transitions of the ``acting`` rows (``next_observations``: true final obs at an end).
+
+        The default learns nothing (scripted and evaluated policies).
+        """
+        return None
 
 
 def _final_observations(
@@ -319,7 +323,9 @@ def _epsilon_schedule(
     episode: np.ndarray, episodes: int, start: float, end: float, fraction: float
 ) -> np.ndarray:
     """Linear decay from ``start`` to ``end`` over the first ``fraction`` of the episodes."""
-    horizon = max(fraction * max(episodes - 1, 1), 1e-9)
+    horizon = fraction * max(episodes - 1, 1)
+    if horizon <= 0:
+        return np.full(np.shape(episode), end, dtype=np.float64)
     progress = np.clip(episode / horizon, 0.0, 1.0)
     return start + (end - start) * progress
 
@@ -559,6 +565,22 @@ class NoisyExpert(VectorisedSource):
         return super().collect(env_id, env_kwargs, tasks, episodes, seed)
 
 
+def _make_recorder(records: dict[str, list[Any]], episodes: int) -> Any:
+    """An SB3 callback appending every transition of a single-env learning stream to ``records``."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Recorder(BaseCallback):
+        def _on_step(self) -> bool:
+            # The callback runs before SB3 overwrites _last_obs: it is the acting observation.
+            records["observations"].append(np.array(self.model._last_obs[0]))
+            records["actions"].append(int(np.asarray(self.locals["actions"]).reshape(-1)[0]))
+            records["rewards"].append(float(self.locals["rewards"][0]))
+            records["dones"].append(bool(self.locals["dones"][0]))
+            return sum(records["dones"]) < episodes
+
+    return _Recorder()
+
+
 class SB3Source(Source):
     """Train a Stable-Baselines3 algorithm from scratch on each task; record its one learning stream.
 
@@ -597,25 +619,14 @@ class SB3Source(Source):
     def collect(
         self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
     ) -> list[History]:
-        from stable_baselines3.common.callbacks import BaseCallback
-
         histories = []
         for offset, task in enumerate(tasks):
             records: dict[str, list[Any]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
 
-            class _Recorder(BaseCallback):
-                def _on_step(self) -> bool:
-                    # The callback runs before SB3 overwrites _last_obs: it is the acting observation.
-                    records["observations"].append(np.array(self.model._last_obs[0]))
-                    records["actions"].append(int(np.asarray(self.locals["actions"]).reshape(-1)[0]))
-                    records["rewards"].append(float(self.locals["rewards"][0]))
-                    records["dones"].append(bool(self.locals["dones"][0]))
-                    return sum(records["dones"]) < episodes
-
             env = gym.make(env_id, task=task, **env_kwargs)
             max_steps = (gym.spec(env_id).max_episode_steps or 1000) * episodes
             model = self.algorithm(self.policy, env, seed=seed + offset, verbose=0, **self.algorithm_kwargs)
-            model.learn(max_steps, callback=_Recorder())
+            model.learn(max_steps, callback=_make_recorder(records, episodes))
             env.close()
             histories.append(
                 History(

@@ -1,0 +1,165 @@
+"""AD learning-history datasets: collection, memmap round trip, resume, corruption, sources."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import zoo.envs
+from zoo.agents.ad import (
+    UCB,
+    HistoryDataset,
+    NoisyExpert,
+    SB3Source,
+    TabularQLearning,
+    ThompsonSampling,
+    collect_histories,
+)
+
+ROOM = "zoo/DarkRoom-v0"
+SMALL = {"size": 3}
+
+
+def _collect(directory, **kwargs):
+    arguments = dict(
+        env_id=ROOM,
+        source=TabularQLearning(),
+        directory=directory,
+        episodes=6,
+        env_kwargs=SMALL,
+        seed=3,
+        tasks_per_batch=3,
+    )
+    arguments.update(kwargs)
+    return collect_histories(**arguments)
+
+
+def test_round_trip_collect_memmap_reload(tmp_path):
+    dataset = _collect(tmp_path / "data")
+    tasks = zoo.envs.tasks(ROOM, "train", **SMALL)
+    assert dataset.tasks == tasks and len(dataset) == len(tasks)
+    reloaded = HistoryDataset.load(tmp_path / "data")
+    for history in reloaded.histories:
+        assert isinstance(history.observations, np.memmap)
+        assert len(history) == 6 * 20 and history.episodes == 6  # DarkRoom: 20-step episodes
+        assert history.dones[19::20].all() and history.dones.sum() == 6
+        assert history.actions.dtype == np.int64 and history.rewards.dtype == np.float32
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["env_id"] == ROOM and manifest["env_kwargs"] == SMALL
+    assert manifest["source"] == {
+        "name": "q_learning",
+        "hyperparameters": TabularQLearning().hyperparameters(),
+    }
+    assert manifest["observation_space"]["n"] == 9 and manifest["action_space"]["n"] == 5
+    # The recorded rewards are the environment's: +1 exactly on steps that end on the goal.
+    for task, history in zip(reloaded.tasks, reloaded.histories):
+        goal_index = task[0] * 3 + task[1]
+        next_cells = np.append(history.observations[1:], -1)
+        starts_next_episode = history.dones
+        on_goal = (next_cells == goal_index) & ~starts_next_episode
+        assert np.all(history.rewards[on_goal] == 1.0)
+
+
+def test_interrupted_collection_resumes_to_the_same_data(tmp_path):
+    reference = _collect(tmp_path / "reference")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_four(task_index: int) -> None:
+        if task_index == 3:  # in the middle of the second batch of three
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        _collect(tmp_path / "resumed", on_task_written=stop_after_four)
+    partial = HistoryDataset.load(tmp_path / "resumed")
+    assert len(partial) == 4
+    written = []
+    resumed = _collect(tmp_path / "resumed", on_task_written=written.append)
+    assert written == [4, 5, 6]  # completed tasks are not collected again
+    for left, right in zip(reference.histories, resumed.histories):
+        for name, array in left.arrays().items():
+            np.testing.assert_array_equal(array, right.arrays()[name])
+
+
+def test_resuming_with_other_settings_raises(tmp_path):
+    _collect(tmp_path / "data")
+    with pytest.raises(ValueError, match="episodes"):
+        _collect(tmp_path / "data", episodes=7)
+
+
+def test_truncated_file_raises_naming_it(tmp_path):
+    _collect(tmp_path / "data")
+    victim = tmp_path / "data" / "task_00002_observations.npy"
+    victim.write_bytes(victim.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=re.escape("task_00002_observations.npy")):
+        HistoryDataset.load(tmp_path / "data")
+
+
+def test_missing_file_and_bad_manifest_raise(tmp_path):
+    _collect(tmp_path / "data")
+    (tmp_path / "data" / "task_00001_rewards.npy").unlink()
+    with pytest.raises(ValueError, match=re.escape("task_00001_rewards.npy")):
+        HistoryDataset.load(tmp_path / "data")
+    (tmp_path / "data" / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest"):
+        HistoryDataset.load(tmp_path / "data")
+    with pytest.raises(ValueError, match=re.escape("manifest.json")):
+        HistoryDataset.load(tmp_path / "nowhere")
+
+
+def test_subsample_keeps_every_kth_episode(tmp_path):
+    dataset = _collect(tmp_path / "data")
+    returns = dataset.episode_returns()
+    thinned = HistoryDataset.load(tmp_path / "data", subsample=2)
+    np.testing.assert_allclose(thinned.episode_returns(), returns[:, ::2])
+    assert all(history.episodes == 3 and len(history) == 60 for history in thinned.histories)
+    with pytest.raises(ValueError, match="every"):
+        dataset.subsample(0)
+
+
+def test_bandit_sources_improve_over_their_history(tmp_path):
+    tasks = zoo.envs.tasks("zoo/AdversarialBandit-v0", "train")[:40]
+    for source in (UCB(), ThompsonSampling()):
+        dataset = collect_histories(
+            "zoo/AdversarialBandit-v0", source, tmp_path / source.name, episodes=120, tasks=tasks
+        )
+        returns = dataset.episode_returns()
+        assert returns.shape == (40, 120)
+        assert returns[:, -40:].mean() > returns[:, :10].mean() + 0.1
+
+
+def test_noisy_expert_goes_from_random_to_optimal(tmp_path):
+    dataset = collect_histories(
+        ROOM, NoisyExpert(decay_fraction=0.5), tmp_path / "data", episodes=20, env_kwargs=SMALL
+    )
+    returns = dataset.episode_returns()
+    optimal = np.array(
+        [21 - abs(row - 1) - abs(col - 1) if (row, col) != (1, 1) else 20 for row, col in dataset.tasks]
+    )
+    np.testing.assert_array_equal(returns[:, -1], optimal)  # epsilon is 0 in the second half
+    assert returns[:, 0].mean() < optimal.mean() - 3
+    tasks = zoo.envs.tasks("zoo/DarkKeyToDoor-v0", "train", size=4)[:8]
+    keys = collect_histories(
+        "zoo/DarkKeyToDoor-v0",
+        NoisyExpert(decay_fraction=0.0),
+        tmp_path / "keys",
+        episodes=3,
+        tasks=tasks,
+        env_kwargs={"size": 4},
+    )
+    assert np.all(keys.episode_returns() == 2.0)
+
+
+def test_sb3_source_records_its_learning_stream(tmp_path):
+    tasks = zoo.envs.tasks(ROOM, "train", **SMALL)[:2]
+    source = SB3Source("A2C", hyperparameters={"n_steps": 5, "policy_kwargs": {"net_arch": [8]}})
+    dataset = collect_histories(ROOM, source, tmp_path / "data", episodes=3, tasks=tasks, env_kwargs=SMALL)
+    assert dataset.source["name"] == "sb3_a2c" and dataset.source["hyperparameters"]["algorithm"] == "A2C"
+    for history in dataset.histories:
+        assert history.episodes == 3 and len(history) == 60
+        assert history.observations[0] == 4  # every episode starts in the centre cell of 3x3
+        assert np.all(history.observations[20::20] == 4)
