@@ -264,6 +264,12 @@ class TaskVectorEnv(VectorEnv):
                 raise ValueError(
                     f"seed has {len(seeds)} entries; expected one per sub-environment ({self.num_envs})"
                 )
+        unknown = sorted(set(options or {}) - {"reset_mask"})
+        if unknown:
+            raise ValueError(
+                f"options keys {unknown} are not supported; the only reset option is 'reset_mask' "
+                "(tasks are fixed at construction: tasks=[...])"
+            )
         mask = self._all_true
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])

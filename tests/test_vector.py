@@ -239,6 +239,16 @@ def test_bad_vector_actions_raise_value_error(actions) -> None:
         env.step(actions)
 
 
+def test_bad_vector_reset_arguments_raise_value_error() -> None:
+    env = gym.make_vec("zoo/DarkRoom-v0", num_envs=2)
+    with pytest.raises(ValueError, match="task"):
+        env.reset(options={"task": (0, 0)})
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.array([1, 0])})
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=[1, 2, 3])
+
+
 def test_vector_render_returns_one_frame_per_env() -> None:
     env = gym.make_vec("zoo/DarkKeyToDoor-v0", num_envs=3, render_mode="rgb_array")
     env.reset(seed=0)
