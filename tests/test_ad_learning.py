@@ -1,0 +1,167 @@
+"""AD training, in-context evaluation, persistence and bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import zoo.envs
+from zoo.agents.ad import (
+    AlgorithmDistillation,
+    HistoryDataset,
+    NoisyExpert,
+    ThompsonSampling,
+    collect_histories,
+    evaluate_in_context,
+)
+
+BANDIT = "zoo/AdversarialBandit-v0"
+ROOM = "zoo/DarkRoom-v0"
+TINY = dict(n_layers=1, n_heads=2, embed_dim=16, batch_size=8, warmup_steps=2)
+
+
+@pytest.fixture(scope="module")
+def room_dataset(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("room")
+    return collect_histories(ROOM, NoisyExpert(), directory, episodes=4, env_kwargs={"size": 3})
+
+
+@pytest.mark.slow
+def test_bandit_ad_improves_in_context_on_held_out_tasks(tmp_path):
+    torch.manual_seed(0)
+    train_tasks = zoo.envs.tasks(BANDIT, "train")
+    dataset = collect_histories(
+        BANDIT, ThompsonSampling(), tmp_path / "data", episodes=100, tasks=train_tasks[:100]
+    )
+    held_out = train_tasks[800:1000]  # same distribution, never seen in training
+    kwargs = dict(context_length=40, n_layers=2, n_heads=2, embed_dim=32, batch_size=32, learning_rate=1e-3)
+    agent = AlgorithmDistillation(dataset, warmup_steps=30, seed=0, **kwargs).learn(250)
+    untrained = AlgorithmDistillation(dataset, seed=1, **kwargs)
+    trained_curve = evaluate_in_context(agent, BANDIT, tasks=held_out, episodes=60).mean
+    untrained_curve = evaluate_in_context(untrained, BANDIT, tasks=held_out, episodes=60).mean
+    assert trained_curve.shape == (60,)
+    # Returns are Bernoulli rewards averaged over 200 tasks; random pulls average about 0.5.
+    assert trained_curve[-20:].mean() > trained_curve[:10].mean() + 0.05
+    assert trained_curve[-20:].mean() > untrained_curve[-20:].mean() + 0.1
+    assert abs(untrained_curve[-20:].mean() - untrained_curve[:10].mean()) < 0.05
+
+
+def test_save_load_round_trip_predicts_the_same(room_dataset, tmp_path):
+    agent = AlgorithmDistillation(room_dataset, context_length=30, **TINY).learn(3)
+    agent.save(tmp_path / "model")
+    assert sorted(path.name for path in (tmp_path / "model").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["metadata"]["env_id"] == ROOM and config["model"]["context_length"] == 30
+    loaded = AlgorithmDistillation.load(tmp_path / "model", device="cpu")
+    for key, value in agent.policy.state_dict().items():
+        torch.testing.assert_close(loaded.policy.state_dict()[key], value)
+    observations = np.array([4, 4, 3])
+    state_a = state_b = None
+    for step in range(5):
+        reward = None if step == 0 else np.array([0.0, 1.0, 0.0])
+        actions_a, state_a = agent.predict(observations, state_a, deterministic=True, reward=reward)
+        actions_b, state_b = loaded.predict(observations, state_b, deterministic=True, reward=reward)
+        np.testing.assert_array_equal(actions_a, actions_b)
+    (tmp_path / "model" / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"model\.safetensors"):
+        AlgorithmDistillation.load(tmp_path / "model")
+
+
+def test_cached_predict_matches_full_forward(room_dataset):
+    agent = AlgorithmDistillation(
+        room_dataset, context_length=10, n_layers=2, n_heads=2, embed_dim=16, seed=0
+    )
+    history = room_dataset.histories[0]
+    state = None
+    logits_steps = []
+    for t in range(25):
+        reward = None if t == 0 else history.rewards[t - 1]
+        action, state = agent.predict(history.observations[t], state, reward=reward, deterministic=True)
+        state.last_actions = np.array([history.actions[t]])  # follow the recorded actions
+        logits_steps.append(action)
+    previous_actions = np.concatenate(([5], history.actions[:24]))
+    previous_rewards = np.concatenate(([0.0], history.rewards[:24]))
+    with torch.no_grad():
+        logits = agent.policy(
+            torch.as_tensor(np.array(history.observations[:25])[None]),
+            torch.as_tensor(previous_actions[None]),
+            torch.as_tensor(previous_rewards[None], dtype=torch.float32),
+        )
+    np.testing.assert_array_equal(np.array(logits_steps), logits[0].argmax(-1).numpy())
+
+
+def test_predict_needs_the_previous_reward(room_dataset):
+    agent = AlgorithmDistillation(room_dataset, context_length=10, **TINY)
+    _, state = agent.predict(np.array([4, 4]))
+    with pytest.raises(ValueError, match="reward"):
+        agent.predict(np.array([4, 4]), state)
+    with pytest.raises(ValueError, match="temperature"):
+        agent.predict(np.array([4, 4]), temperature=0.0)
+
+
+def test_resumed_training_equals_uninterrupted(room_dataset, tmp_path):
+    straight = AlgorithmDistillation(room_dataset, context_length=20, seed=5, **TINY).learn(6)
+    first = AlgorithmDistillation(
+        room_dataset, context_length=20, seed=5, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=3, **TINY
+    )
+    original_sample = first.sample_batch
+    calls = []
+
+    def crash_on_fifth_batch():
+        calls.append(1)
+        if len(calls) == 5:  # step 5 of 6; the checkpoint of step 3 is on disk
+            raise KeyboardInterrupt
+        return original_sample()
+
+    first.sample_batch = crash_on_fifth_batch
+    with pytest.raises(KeyboardInterrupt):
+        first.learn(6)
+    assert json.loads((tmp_path / "ckpt" / "latest.json").read_text())["num_steps"] == 3
+    resumed = AlgorithmDistillation(
+        room_dataset, context_length=20, seed=5, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=3, **TINY
+    )
+    resumed.learn(6, resume=True)
+    assert resumed.num_steps == 6
+    for key, value in straight.policy.state_dict().items():
+        torch.testing.assert_close(resumed.policy.state_dict()[key], value)
+    assert json.loads((tmp_path / "ckpt" / "latest.json").read_text())["num_steps"] == 6
+
+
+def test_tensorboard_keys(room_dataset, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    AlgorithmDistillation(
+        room_dataset, context_length=20, tensorboard_log=str(tmp_path / "tb"), **TINY
+    ).learn(2)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {"train/loss", "train/accuracy", "train/lr"} <= set(events.Tags()["scalars"])
+
+
+def test_bad_inputs_raise_clear_value_errors(room_dataset, tmp_path):
+    empty = HistoryDataset([], room_dataset.manifest)
+    with pytest.raises(ValueError, match="empty"):
+        AlgorithmDistillation(empty)
+    with pytest.raises(ValueError, match="context_length=500"):
+        AlgorithmDistillation(room_dataset, context_length=500)  # histories are 80 steps
+    agent = AlgorithmDistillation(room_dataset, context_length=20, **TINY)
+    with pytest.raises(ValueError, match="DarkRoomHard"):
+        evaluate_in_context(agent, "zoo/DarkRoomHard-v0", episodes=2)
+    with pytest.raises(ValueError, match="env_kwargs"):
+        evaluate_in_context(agent, ROOM, episodes=2, env_kwargs={"size": 5})
+    with pytest.raises(ValueError, match="batch_size"):
+        AlgorithmDistillation(room_dataset, batch_size=0)
+
+
+def test_evaluation_returns_one_curve_per_episode_index(room_dataset):
+    agent = AlgorithmDistillation(room_dataset, context_length=20, **TINY)
+    result = evaluate_in_context(agent, ROOM, split="test", episodes=3)
+    assert result.returns.shape == (len(zoo.envs.tasks(ROOM, "test", size=3)), 3)
+    assert result.mean.shape == result.std.shape == (3,)
+    assert np.all((result.returns >= 0) & (result.returns <= 20))
