@@ -87,7 +87,9 @@ def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> Ba
             "(get_distribution); teachers must be actor-critic policies"
         )
     if getattr(policy, "lstm_actor", None) is not None:
-        raise ValueError(f"teacher={teacher!r}: recurrent teachers are not supported (they need hidden states)")
+        raise ValueError(
+            f"teacher={teacher!r}: recurrent teachers are not supported (they need hidden states)"
+        )
     return policy
 
 

@@ -74,7 +74,9 @@ class KickstartedA2C(KickstartMixin, A2C):
             def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
                 return self.policy.evaluate_actions(data.observations, acts)
 
-            values, log_prob, entropy, distribution = self._evaluate_with_distribution(evaluate, need_distribution)
+            values, log_prob, entropy, distribution = self._evaluate_with_distribution(
+                evaluate, need_distribution
+            )
             values = values.flatten()
 
             advantages = rollout_data.advantages
@@ -101,7 +103,9 @@ class KickstartedA2C(KickstartMixin, A2C):
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
 
-        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        explained_var = explained_variance(
+            self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()
+        )
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/explained_variance", explained_var)

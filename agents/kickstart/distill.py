@@ -302,7 +302,9 @@ class KickstartMixin:
         if self._teachers:
             _kind(self.action_space)
         if self._is_multi_teacher:
-            if self._task_buffer_class is None or not isinstance(self.rollout_buffer, self._task_buffer_class):
+            if self._task_buffer_class is None or not isinstance(
+                self.rollout_buffer, self._task_buffer_class
+            ):
                 raise ValueError(
                     "teacher is a mapping (one per task) but rollout_buffer_class="
                     f"{self.rollout_buffer_class!r} does not store task indices; leave it None"
@@ -348,7 +350,10 @@ class KickstartMixin:
         schedules = self._build_schedules(coef, teachers)
         for key, policy in teachers.items():
             check_teacher_spaces(
-                "teacher" if key is None else f"teacher[{key}]", policy, self.observation_space, self.action_space
+                "teacher" if key is None else f"teacher[{key}]",
+                policy,
+                self.observation_space,
+                self.action_space,
             )
         if teachers:
             _kind(self.action_space)
@@ -405,7 +410,9 @@ class KickstartMixin:
         coefficients = self._kickstart_coefficients() if self._teachers else {}
         for key, value in coefficients.items():
             if value < 0 or not math.isfinite(value):
-                raise ValueError(f"kickstart_coef{'' if key is None else f'[{key}]'} evaluated to {value}; must be >= 0")
+                raise ValueError(
+                    f"kickstart_coef{'' if key is None else f'[{key}]'} evaluated to {value}; must be >= 0"
+                )
         self._kickstart_stats = {}
         return coefficients
 
@@ -464,7 +471,9 @@ class KickstartMixin:
             with th.no_grad():
                 agreement = teacher_agreement(kind, teacher_parameters, selected).float().mean().item()
             suffix = "" if key is None else f"/task_{key}"
-            self._kickstart_stats.setdefault(f"train/kickstart_loss{suffix}", []).append(divergence.mean().item())
+            self._kickstart_stats.setdefault(f"train/kickstart_loss{suffix}", []).append(
+                divergence.mean().item()
+            )
             self._kickstart_stats.setdefault(f"train/teacher_agreement{suffix}", []).append(agreement)
             if key is not None:
                 self._kickstart_stats.setdefault("_weights" + suffix, []).append(count)
@@ -505,4 +514,3 @@ class KickstartMixin:
         with _capture_distributions(self.policy) as captured:
             values, log_prob, entropy = evaluate()
         return values, log_prob, entropy, (captured[-1] if captured else None)
-

@@ -73,13 +73,17 @@ def kickstart_ppo_train(agent: Any, variant: PPOVariant = "ppo") -> None:
             elif variant == "maskable":
 
                 def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
-                    return agent.policy.evaluate_actions(data.observations, acts, action_masks=data.action_masks)
+                    return agent.policy.evaluate_actions(
+                        data.observations, acts, action_masks=data.action_masks
+                    )
             else:
 
                 def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
                     return agent.policy.evaluate_actions(data.observations, acts)
 
-            values, log_prob, entropy, distribution = agent._evaluate_with_distribution(evaluate, need_distribution)
+            values, log_prob, entropy, distribution = agent._evaluate_with_distribution(
+                evaluate, need_distribution
+            )
             values = values.flatten()
 
             advantages = rollout_data.advantages
