@@ -7,9 +7,11 @@ Collect learning histories of a source RL algorithm on many tasks
 """
 
 from .algorithm import AlgorithmDistillation, InContextState
+from .baselines import TrialWrapper, collect_expert_histories, evaluate_rl2, source_learning_curve, train_rl2
 from .dataset import History, HistoryDataset
 from .evaluation import InContextResult, evaluate_in_context
 from .model import KVCache, ModelConfig, TransformerPolicy
+from .plots import plot_in_context
 from .sources import (
     UCB,
     NoisyExpert,
@@ -36,7 +38,13 @@ __all__ = [
     "TabularQLearning",
     "ThompsonSampling",
     "TransformerPolicy",
+    "TrialWrapper",
+    "collect_expert_histories",
     "collect_histories",
     "evaluate_in_context",
+    "evaluate_rl2",
     "make_task_vector_env",
+    "plot_in_context",
+    "source_learning_curve",
+    "train_rl2",
 ]
