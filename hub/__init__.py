@@ -26,8 +26,15 @@ _EXPORTS: dict[str, str] = {
     "push_to_hub": "zoo.hub.push",
     "load_from_hub": "zoo.hub.push",
     "make_repo_id": "zoo.hub.push",
+    "load_from_hub_with_info": "zoo.hub.push",
     "evaluate_agent": "zoo.hub.push",
+    "download_snapshot": "zoo.hub.push",
+    "download_file": "zoo.hub.push",
+    "HubSnapshot": "zoo.hub.push",
     "HubError": "zoo.hub.push",
+    "HubNotFoundError": "zoo.hub.push",
+    "NotCachedError": "zoo.hub.push",
+    "UnsafeFormatError": "zoo.hub.push",
     # datasets
     "push_dataset": "zoo.hub.datasets",
     "load_dataset_from_hub": "zoo.hub.datasets",
@@ -36,6 +43,9 @@ _EXPORTS: dict[str, str] = {
     # teachers
     "load_teacher": "zoo.hub.teachers",
     "TeacherInfo": "zoo.hub.teachers",
+    "teacher_folder": "zoo.hub.teachers",
+    "teacher_repo_id": "zoo.hub.teachers",
+    "task_slug": "zoo.hub.teachers",
 }
 
 __all__ = sorted(_EXPORTS)

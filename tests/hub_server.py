@@ -14,11 +14,13 @@ file's bytes, then close) and ``failing_downloads`` (answer 500).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -125,6 +127,7 @@ class HubServer:
         self.interrupt_downloads: set[str] = set()
         self.failing_downloads: set[str] = set()
         self._lock = threading.Lock()
+        self._connections: set[Any] = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -139,8 +142,15 @@ class HubServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        """Stop listening and cut open keep-alive connections, as if the host went away."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
 
     def __enter__(self) -> HubServer:
@@ -190,6 +200,16 @@ def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
             return
+
+        def setup(self) -> None:
+            super().setup()
+            with server._lock:
+                server._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with server._lock:
+                server._connections.discard(self.connection)
+            super().finish()
 
         # ------------------------------------------------------------ helpers
         def _send(
