@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Union
+from typing import TypeAlias
 
-if TYPE_CHECKING:
-    from stable_baselines3.common.base_class import BaseAlgorithm
-    from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 __all__ = ["CoefficientLike", "Schedule", "TeacherLike", "TeacherSpec"]
 
 #: SB3's convention: a function of ``progress_remaining``, which goes from 1 (start) to 0 (end).
-Schedule = Callable[[float], float]
+Schedule: TypeAlias = Callable[[float], float]
 
 #: A coefficient given by the user: a number, a schedule of progress, or a schedule string
 #: (see :func:`zoo.agents.common.schedules.parse_schedule`).
-CoefficientLike = Union[float, int, str, Schedule]
+CoefficientLike: TypeAlias = float | int | str | Schedule
 
 #: One teacher: an SB3 model or policy, a path to a saved model, or a hub repo id.
-TeacherLike = Union["BaseAlgorithm", "BasePolicy", str, os.PathLike]
+TeacherLike: TypeAlias = BaseAlgorithm | BasePolicy | str | os.PathLike
 
 #: What a kickstarted agent accepts: one teacher, or a mapping task index -> teacher.
-TeacherSpec = Union[TeacherLike, Mapping[int, TeacherLike]]
+TeacherSpec: TypeAlias = TeacherLike | Mapping[int, TeacherLike]

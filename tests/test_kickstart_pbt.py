@@ -1,0 +1,66 @@
+"""Population-based training of the kickstarting coefficient on Ray Tune (tiny, 2 members)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ray", reason="needs the pbt extra (ray[tune])")
+
+from stable_baselines3 import PPO
+
+from zoo.agents.kickstart.pbt import PBTConfig, run_pbt
+
+
+def test_bad_pbt_config_is_refused():
+    with pytest.raises(ValueError, match="population_size"):
+        PBTConfig(env_id="CartPole-v1", population_size=1)
+    with pytest.raises(ValueError, match="algorithm"):
+        PBTConfig(env_id="CartPole-v1", algorithm="DQN")
+    with pytest.raises(ValueError, match="kickstart_coef_range"):
+        PBTConfig(env_id="CartPole-v1", kickstart_coef_range=(1.0, 0.5))
+
+
+@pytest.mark.slow
+def test_exploit_restores_the_donors_weights_then_explores(tmp_path):
+    teacher = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8]}, seed=0)
+    teacher.save(tmp_path / "teacher.zip")
+    config = PBTConfig(
+        env_id="CartPole-v1",
+        teacher=str(tmp_path / "teacher.zip"),
+        agent_kwargs={"n_steps": 32, "batch_size": 32, "n_epochs": 2, "policy_kwargs": {"net_arch": [8]}},
+        population_size=2,
+        perturbations=2,
+        steps_per_interval=64,
+        eval_episodes=2,
+        resample_probability=0.0,
+        num_cpus=2,
+        storage_path=str(tmp_path / "pbt"),
+        device="cpu",
+    )
+    result = run_pbt(config)
+
+    assert len(result.histories) == 2
+    assert all(len(records) == 3 for records in result.histories.values())
+    exploits = [
+        (trial, record)
+        for trial, records in result.histories.items()
+        for record in records
+        if record["restored_from_trial"] not in ("", trial)
+    ]
+    assert exploits, "with two members the worse one exploits the better at every perturbation"
+    for trial, record in exploits:
+        donor_records = result.histories[record["restored_from_trial"]]
+        donor_saved = {r["iteration"]: r for r in donor_records}[record["restored_from_iteration"]]
+        # the weights right after restoring are the donor's checkpointed weights, bit for bit
+        assert record["restored_fingerprint"] == donor_saved["saved_fingerprint"]
+        own_before = {r["iteration"]: r for r in result.histories[trial]}[record["iteration"] - 1]
+        assert record["restored_fingerprint"] != own_before["saved_fingerprint"]
+        # explore after exploit: the donor's λ scaled by one of PBT's factors
+        ratio = record["hp/kickstart_coef"] / donor_saved["hp/kickstart_coef"]
+        assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.2)
+
+    for schedule in result.lambda_schedules.values():
+        assert [steps for steps, _ in schedule] == [64, 128, 192]
+        assert all(set(coefs) == {"kickstart_coef"} for _, coefs in schedule)
+    assert result.best_checkpoint is not None
+    assert set(result.best_config) == {"learning_rate", "ent_coef", "kickstart_coef"}
