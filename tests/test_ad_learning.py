@@ -165,3 +165,35 @@ def test_evaluation_returns_one_curve_per_episode_index(room_dataset):
     assert result.returns.shape == (len(zoo.envs.tasks(ROOM, "test", size=3)), 3)
     assert result.mean.shape == result.std.shape == (3,)
     assert np.all((result.returns >= 0) & (result.returns <= 20))
+
+
+def test_rl2_trial_wrapper_spans_episodes_of_one_task():
+    import gymnasium as gym
+
+    from zoo.agents.ad import TrialWrapper
+
+    tasks = zoo.envs.tasks(ROOM, "train", size=3)
+    env = TrialWrapper(gym.make(ROOM, size=3), tasks, episodes_per_trial=3)
+    observation, info = env.reset(seed=0)
+    assert observation.shape == (9 + 5 + 2,) and observation[4] == 1.0 and observation[-1] == 1.0
+    task = info["task"]
+    steps, starts = 0, 0
+    done = False
+    while not done:
+        observation, reward, done, truncated, info = env.step(2)  # always "right"
+        steps += 1
+        starts += observation[-1] == 1.0
+        assert observation[9 + 2] == 1.0 and observation[-2] == reward and not truncated
+        assert env.unwrapped.task == task
+    assert steps == 60 and starts == 2 and len(info["episode_returns"]) == 3
+
+
+def test_source_curve_and_plot(tmp_path):
+    from zoo.agents.ad import TabularQLearning, plot_in_context, source_learning_curve
+
+    curve = source_learning_curve(TabularQLearning(), ROOM, split="test", episodes=5, env_kwargs={"size": 3})
+    assert curve.returns.shape == (2, 5)
+    path = plot_in_context([curve], tmp_path / "curve.png", optimal=19.0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="results"):
+        plot_in_context([], tmp_path / "none.png")
