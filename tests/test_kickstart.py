@@ -237,6 +237,22 @@ def test_teacher_from_zip_and_hub_directory(tmp_path):
         assert th.allclose(loaded.get_distribution(obs).distribution.probs, expected, atol=1e-6)
 
 
+def test_teacher_from_a_hub_repo_id_goes_through_load_from_hub(monkeypatch):
+    import zoo.hub
+
+    teacher = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8]}, seed=1)
+    calls = []
+
+    def fake_load_from_hub(repo_id, device="auto", **kwargs):
+        calls.append((repo_id, device))
+        return teacher
+
+    monkeypatch.setattr(zoo.hub, "load_from_hub", fake_load_from_hub, raising=False)
+    student = KickstartedPPO("MlpPolicy", "CartPole-v1", teacher="some-org/ppo-CartPole-v1", n_steps=8)
+    assert calls == [("some-org/ppo-CartPole-v1", "cpu")]
+    assert student.teachers[None] is teacher.policy
+
+
 # --------------------------------------------------------------------------- contrib variants
 def test_recurrent_student_term_is_masked_like_the_other_losses():
     teacher = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": {"pi": [], "vf": [8]}}, seed=1)

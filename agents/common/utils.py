@@ -72,7 +72,7 @@ def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> Ba
                 raise ValueError(
                     f"teacher={teacher!r} looks like a hub repo id but zoo.hub.load_from_hub is unavailable"
                 ) from error
-            loaded = load_from_hub(teacher)
+            loaded = load_from_hub(teacher, device=str(device))
             policy = loaded.policy if isinstance(loaded, BaseAlgorithm) else loaded
         else:
             raise ValueError(f"teacher={str(teacher)!r}: no such file or directory, and not a hub repo id")
