@@ -491,7 +491,7 @@ def push_to_hub(
     tensorboard_dir: str | os.PathLike[str] | None = None,
     commit_message: str | None = None,
     evaluate_fn: Callable[[Any, int], Sequence[float]] | None = None,
-    act_fn: Callable[[Any, bool], Any] | None = None,
+    act_fn: Callable[[Any, bool, float], Any] | None = None,
     vec_normalize: Any = None,
     private: bool = False,
     revision: str | None = None,
@@ -513,14 +513,15 @@ def push_to_hub(
     :param env_id: the environment the agent plays (recorded in config.json and the card).
     :param n_eval_episodes: evaluation episodes for ``results.json`` and the card.
     :param deterministic: deterministic actions during evaluation and the replay.
-    :param env_kwargs: keyword arguments of ``gym.make`` (recorded, used for evaluation).
+    :param env_kwargs: keyword arguments of ``gym.make`` (recorded, used for evaluation);
+        default: the model's own ``env_kwargs`` attribute if it has one (AD does).
     :param record_replay: record ``replay.mp4`` (the env must support ``rgb_array``).
     :param video_length: number of steps in the replay.
     :param tensorboard_dir: a TensorBoard log folder uploaded under ``logs/``.
     :param commit_message: commit message (default: ``"Upload <Algo> agent for <env>"``).
     :param evaluate_fn: ``evaluate_fn(model, n) -> returns`` for agents SB3 cannot evaluate.
-    :param act_fn: ``act_fn(observation, episode_start) -> action`` for the replay, for agents
-        without ``predict``.
+    :param act_fn: ``act_fn(observation, episode_start, previous_reward) -> action`` for the
+        replay (default: ``model.predict``, given ``reward=`` when it accepts one, as AD does).
     :param vec_normalize: a ``VecNormalize`` whose statistics are saved and used to evaluate.
     :param private: create the repo private.
     :param revision: branch to commit to (default: the default branch).
@@ -536,6 +537,13 @@ def push_to_hub(
     from .serialization import _find_vec_normalize
 
     algo_name = type(model).__name__
+    if env_kwargs is None and isinstance(getattr(model, "env_kwargs", None), Mapping):
+        env_kwargs = dict(model.env_kwargs)
+    if evaluate_fn is None and not is_sb3_algorithm(model):
+        raise ValueError(
+            f"model of type {algo_name} is not an SB3 algorithm: pass evaluate_fn=lambda model, n: returns, "
+            "e.g. for AD: evaluate_in_context(model, env_id, episodes=n).returns[:, -1]"
+        )
     if repo_id is None:
         repo_id = make_repo_id(algo_name, env_id)
     _check_repo_id(repo_id)

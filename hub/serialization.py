@@ -739,10 +739,29 @@ def read_agent_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
             data = read_json(directory / name)
             if isinstance(data, dict) and data.get("format") == FORMAT_NAME:
                 return data
+    if (directory / CONFIG_FILE).is_file():
+        # A directory written by a zoo agent's own save() (AD) without zoo.hub's agent.json.
+        data = read_json(directory / CONFIG_FILE)
+        name = data.get("algorithm") if isinstance(data, dict) else None
+        cls = _zoo_agent_classes().get(name) if isinstance(name, str) else None
+        if cls is not None and not _is_sb3_class(cls) and callable(getattr(cls, "load", None)):
+            return {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "algorithm": name,
+                "class": {"module": cls.__module__, "name": name},
+                "env_id": (data.get("metadata") or {}).get("env_id"),
+            }
     raise FileNotFoundError(
         f"{directory} holds no {CONFIG_FILE} or {AGENT_FILE} written by zoo.hub.save_agent "
         f"(format {FORMAT_NAME!r})"
     )
+
+
+def _is_sb3_class(cls: type) -> bool:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    return issubclass(cls, BaseAlgorithm)
 
 
 def load_agent(
@@ -762,7 +781,7 @@ def load_agent(
     """
     directory = Path(directory)
     config = read_agent_config(directory)
-    if (directory / AGENT_FILE).is_file() and config.get("class") and "policy" not in config:
+    if "policy" not in config:
         return _load_custom_agent(directory, config, device)
 
     from safetensors.torch import load_file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -47,14 +48,24 @@ def upscale_frame(frame: np.ndarray, min_size: int = MIN_FRAME_SIZE) -> np.ndarr
     return np.ascontiguousarray(frame)
 
 
-def _default_act(model: Any, deterministic: bool) -> Callable[[Any, bool], Any]:
-    """Wrap ``model.predict`` so recurrent agents keep their hidden state across steps."""
-    state: Any = None
+def _default_act(model: Any, deterministic: bool) -> Callable[[Any, bool, float], Any]:
+    """Wrap ``model.predict`` so that recurrent and in-context agents keep their state.
 
-    def act(observation: Any, episode_start: bool) -> Any:
+    Agents whose ``predict`` takes a ``reward`` (Algorithm Distillation) get the reward of the
+    previous action with every call after the first.
+    """
+    state: Any = None
+    wants_reward = "reward" in inspect.signature(model.predict).parameters
+
+    def act(observation: Any, episode_start: bool, reward: float) -> Any:
         nonlocal state
+        extra = {"reward": np.array([reward], dtype=np.float32)} if wants_reward and state is not None else {}
         action, state = model.predict(
-            observation, state=state, episode_start=np.array([episode_start]), deterministic=deterministic
+            observation,
+            state=state,
+            episode_start=np.array([episode_start]),
+            deterministic=deterministic,
+            **extra,
         )
         return action
 
@@ -73,7 +84,7 @@ def record_video(
     fps: int = 15,
     seed: int | None = 0,
     vec_normalize: Any = None,
-    act_fn: Callable[[Any, bool], Any] | None = None,
+    act_fn: Callable[[Any, bool, float], Any] | None = None,
     max_steps: int = 2000,
 ) -> Path:
     """Record ``model`` acting in ``env_id`` and write an mp4 (libx264, yuv420p) atomically.
@@ -90,8 +101,8 @@ def record_video(
     :param fps: frames per second of the video.
     :param seed: seed of the first reset.
     :param vec_normalize: a ``VecNormalize`` whose ``normalize_obs`` is applied before acting.
-    :param act_fn: ``act_fn(observation, episode_start) -> action`` to use instead of
-        ``model.predict`` (for agents that act differently, e.g. in-context learners).
+    :param act_fn: ``act_fn(observation, episode_start, previous_reward) -> action`` to use
+        instead of ``model.predict``.
     :param max_steps: safety cap on the number of frames when recording whole episodes.
     :return: the path written.
     """
@@ -112,6 +123,7 @@ def record_video(
     try:
         observation, _ = env.reset(seed=seed)
         episode_start = True
+        reward = 0.0
         finished_episodes = 0
         limit = n_steps if n_steps is not None else max_steps
         first = env.render()
@@ -124,10 +136,11 @@ def record_video(
             policy_input = (
                 vec_normalize.normalize_obs(observation) if vec_normalize is not None else observation
             )
-            action = act(policy_input, episode_start)
+            action = act(policy_input, episode_start, reward)
             if isinstance(action, np.ndarray) and isinstance(env.action_space, gym.spaces.Discrete):
                 action = int(action.reshape(-1)[0])
-            observation, _, terminated, truncated, _ = env.step(action)
+            observation, step_reward, terminated, truncated, _ = env.step(action)
+            reward = float(step_reward)
             episode_start = False
             frames.append(upscale_frame(env.render()))
             if terminated or truncated:

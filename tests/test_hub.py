@@ -661,3 +661,151 @@ def _quiet_warnings():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Monitor.*")
         yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Zoo agents
+# ---------------------------------------------------------------------------------------------
+
+
+def _darkroom_teacher() -> PPO:
+    return PPO("MlpPolicy", "zoo/DarkRoom-v0", policy_kwargs=tiny(), device="cpu", seed=9)
+
+
+def _zoo_agent(name: str):
+    from stable_baselines3 import HerReplayBuffer
+
+    import zoo.agents as agents
+
+    her = {"replay_buffer_class": HerReplayBuffer, "buffer_size": 400, "learning_starts": 0}
+    if name in ("KickstartedPPO", "KickstartedA2C"):
+        cls = getattr(agents, name)
+        return cls(
+            "MlpPolicy", "zoo/DarkRoom-v0", teacher=_darkroom_teacher(), policy_kwargs=tiny(), device="cpu"
+        )
+    if name == "KickstartedRecurrentPPO":
+        return agents.KickstartedRecurrentPPO(
+            "MlpLstmPolicy",
+            "zoo/DarkRoom-v0",
+            teacher=_darkroom_teacher(),
+            policy_kwargs={"net_arch": [16], "lstm_hidden_size": 8},
+            device="cpu",
+        )
+    if name == "KickstartedMaskablePPO":
+        return agents.KickstartedMaskablePPO(
+            "MlpPolicy", "zoo/DarkRoom-v0", teacher=_darkroom_teacher(), policy_kwargs=tiny(), device="cpu"
+        )
+    if name == "ReenGAGEDQN":
+        env = gym.make("zoo/BitFlip-v0", n_bits=4)
+        return agents.ReenGAGEDQN("MultiInputPolicy", env, policy_kwargs=tiny(), device="cpu", **her)
+    if name in ("ReenGAGESAC", "ReenGAGETD3", "ReenGAGEDDPG"):
+        env = gym.make("zoo/ContinuousSeek-d5-v0", dim=3)
+        return getattr(agents, name)("MultiInputPolicy", env, policy_kwargs=tiny(), device="cpu", **her)
+    if name == "MultiReenGAGE":
+        policy_kwargs = {"net_arch": [16], "encoder_arch": [8], "features_dim": 8}
+        return agents.MultiReenGAGE(
+            "MultiGoalPolicy",
+            gym.make("zoo/DriveSeek-v0"),
+            policy_kwargs=policy_kwargs,
+            device="cpu",
+            buffer_size=200,
+        )
+    raise AssertionError(name)
+
+
+ZOO_AGENTS = [
+    "KickstartedPPO",
+    "KickstartedA2C",
+    "KickstartedRecurrentPPO",
+    "KickstartedMaskablePPO",
+    "ReenGAGEDQN",
+    "ReenGAGESAC",
+    "ReenGAGETD3",
+    "ReenGAGEDDPG",
+    "MultiReenGAGE",
+]
+
+
+@pytest.mark.parametrize("name", ZOO_AGENTS)
+def test_zoo_agents_save_and_load_without_pickle(tmp_path, name):
+    model = _zoo_agent(name)
+    hub.save_agent(model, tmp_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HerReplayBuffer.*")
+        loaded = hub.load_agent(tmp_path, device="cpu")
+    assert type(loaded) is type(model)
+    assert _same_weights(model, loaded)
+    observations = _observations(model.observation_space, 4)
+    if isinstance(observations, np.ndarray) and observations.dtype == object:  # Dict spaces
+        observations = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    assert _same_predictions(model, loaded, observations)
+
+
+def test_kickstarted_agent_push_and_pull(hub_server):
+    model = _zoo_agent("KickstartedPPO")
+    repo_id = hub.make_repo_id("KickstartedPPO", "zoo/DarkRoom-v0")
+    assert repo_id == f"{ORG}/kickstartedppo-zoo-DarkRoom-v0"
+    hub.push_to_hub(model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=1, video_length=5)
+    loaded = hub.load_from_hub(repo_id, device="cpu", algo="KickstartedPPO", env_id="zoo/DarkRoom-v0")
+    assert type(loaded) is type(model) and _same_weights(model, loaded)
+    card = ModelCard(hub.download_file(repo_id, "README.md").read_text())
+    assert card.data.library_name == "distill-zoo"
+
+
+def test_her_agent_loads_for_acting_without_env(hub_server):
+    model = _zoo_agent("ReenGAGEDQN")
+    repo_id = hub.make_repo_id("ReenGAGEDQN", "zoo/BitFlip-v0")
+    hub.push_to_hub(
+        model, repo_id, "zoo/BitFlip-v0", env_kwargs={"n_bits": 4}, n_eval_episodes=1, record_replay=False
+    )
+    with pytest.warns(UserWarning, match="HerReplayBuffer"):
+        loaded = hub.load_from_hub(repo_id, device="cpu")
+    assert _same_weights(model, loaded)
+    env = gym.make("zoo/BitFlip-v0", n_bits=4)
+    with_env = hub.load_from_hub(repo_id, device="cpu", env=env)  # with an env, HER is kept
+    assert with_env.replay_buffer.__class__.__name__ == "HerReplayBuffer"
+
+
+def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_path):
+    ad = pytest.importorskip("zoo.agents.ad")
+    dataset = ad.collect_histories(
+        "zoo/DarkRoom-v0", ad.NoisyExpert(), tmp_path / "data", episodes=3, env_kwargs={"size": 3}
+    )
+    data_repo = f"{ORG}/ad-darkroom-histories"
+    hub.push_dataset(tmp_path / "data", data_repo)
+    pulled = ad.HistoryDataset.load(hub.load_dataset_from_hub(data_repo))
+    np.testing.assert_array_equal(pulled.episode_returns(), dataset.episode_returns())
+
+    model = ad.AlgorithmDistillation(
+        pulled,
+        context_length=20,
+        n_layers=1,
+        n_heads=2,
+        embed_dim=16,
+        batch_size=8,
+        warmup_steps=2,
+        device="cpu",
+    ).learn(2)
+    repo_id = hub.make_repo_id("AD", "zoo/DarkRoom-v0")
+
+    def evaluate(agent, n):
+        return ad.evaluate_in_context(agent, "zoo/DarkRoom-v0", episodes=n, n_tasks=2).returns[:, -1]
+
+    commit = hub.push_to_hub(
+        model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=2, evaluate_fn=evaluate, video_length=8
+    )
+    files = set(hub_server.get_repo("model", repo_id).files(commit.oid))
+    assert {
+        "agent.json",
+        "config.json",
+        "model.safetensors",
+        "results.json",
+        "replay.mp4",
+        "README.md",
+    } <= files
+    loaded = hub.load_from_hub(repo_id, device="cpu", algo="AlgorithmDistillation", env_id="zoo/DarkRoom-v0")
+    assert type(loaded) is type(model)
+    for key, value in model.policy.state_dict().items():
+        th.testing.assert_close(loaded.policy.state_dict()[key].cpu(), value.cpu())
+    with pytest.raises(ValueError, match="evaluate_fn"):
+        hub.push_to_hub(model, repo_id, "zoo/DarkRoom-v0")
