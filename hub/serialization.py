@@ -842,7 +842,14 @@ def load_agent(
     )
     model.observation_space = observation_space
     model.action_space = action_space
-    model.__dict__.update(attributes)
+    # Restore only attributes the constructor created (and n_envs, which needs an env to be
+    # set), never names of methods or properties: a config cannot add behaviour to the class.
+    for key, value in attributes.items():
+        on_class = getattr(type(model), key, None)
+        if callable(on_class) or isinstance(on_class, property):
+            raise ValueError(f"{directory / CONFIG_FILE}: hyper-parameter {key!r} would replace a method")
+        if key in vars(model) or key == "n_envs":
+            setattr(model, key, value)
     model._setup_model()
 
     tensors = load_file(str(directory / WEIGHTS_FILE), device="cpu")

@@ -156,6 +156,33 @@ def test_unknown_algorithm_is_refused(tmp_path):
         hub.load_agent(tmp_path)
 
 
+def test_config_cannot_replace_methods_or_add_attributes(tmp_path):
+    hub.save_agent(PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny()), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["hyperparameters"]["made_up"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert not hasattr(hub.load_agent(tmp_path, device="cpu"), "made_up")
+    config["hyperparameters"]["predict"] = "boom"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="'predict' would replace a method"):
+        hub.load_agent(tmp_path, device="cpu")
+
+
+@pytest.mark.gpu
+def test_load_on_cuda_predicts_like_cpu(tmp_path):
+    model = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), device="cpu", **OFF_POLICY)
+    hub.save_agent(model, tmp_path)
+    loaded = hub.load_agent(tmp_path, device="cuda")
+    assert loaded.device.type == "cuda"
+    observations = _observations(model.observation_space)
+    np.testing.assert_allclose(
+        model.predict(observations, deterministic=True)[0],
+        loaded.predict(observations, deterministic=True)[0],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 def test_unencodable_policy_kwargs_fail_at_save(tmp_path):
     class LocalActivation(th.nn.ReLU):
         pass
