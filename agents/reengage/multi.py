@@ -121,6 +121,27 @@ class MultiReenGAGE(TD3):
             )
         return rewards
 
+    def _target_and_weight_gradient(
+        self, replay_data: Any, discounts: Any, goal_rewards: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """TD target ``y`` and ``dy/db_i`` (shape ``(batch, n_goals)``), both constants.
+
+        Draws the target policy noise as TD3 does.
+        """
+        noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
+        noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+        next_observations, next_goal = with_goal(replay_data.next_observations)
+        with th.enable_grad():
+            next_actions = (self.actor_target(next_observations) + noise).clamp(-1, 1)
+            next_q_values = th.cat(self.critic_target(next_observations, next_actions), dim=1)
+            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+            future_gradient = goal_gradient(target_q_values, next_goal, create_graph=False)[..., 0]
+        weights = next_goal.detach()[..., 0]
+        # d r / d b_i = 2 b_i R_i: the stored reward is a constant in the graph above.
+        target_gradient = future_gradient + 2 * weights * goal_rewards
+        return target_q_values.detach(), target_gradient.detach()
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """Update the DeepSets critic(s) with TD + weight-gradient losses, the actor as DDPG/TD3.
 
@@ -144,19 +165,9 @@ class MultiReenGAGE(TD3):
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             goal_rewards = self.goal_rewards(replay_data)
 
-            noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
-            noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
-            next_observations, next_goal = with_goal(replay_data.next_observations)
-            with th.enable_grad():
-                next_actions = (self.actor_target(next_observations) + noise).clamp(-1, 1)
-                next_q_values = th.cat(self.critic_target(next_observations, next_actions), dim=1)
-                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-                future_gradient = goal_gradient(target_q_values, next_goal, create_graph=False)[..., 0]
-            weights = next_goal.detach()[..., 0]
-            # d r / d b_i = 2 b_i R_i: the stored reward is a constant in the graph above.
-            target_gradient = (future_gradient + 2 * weights * goal_rewards).detach()
-            target_q_values = target_q_values.detach()
+            target_q_values, target_gradient = self._target_and_weight_gradient(
+                replay_data, discounts, goal_rewards
+            )
 
             observations, goal = with_goal(replay_data.observations)
             current_q_values = self.critic(observations, replay_data.actions)

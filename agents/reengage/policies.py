@@ -53,6 +53,10 @@ def check_multi_goal_space(observation_space: spaces.Space) -> None:
             )
 
 
+def _as_float(tensor: th.Tensor) -> th.Tensor:
+    return tensor if tensor.is_floating_point() else tensor.float()
+
+
 def _sizes(observation_space: spaces.Dict) -> tuple[int, int, int]:
     goal_dim = int(observation_space.spaces["desired_goal"].shape[1]) - 1
     achieved_dim = int(observation_space.spaces["achieved_goal"].shape[0])
@@ -90,9 +94,9 @@ class DeepSetsEncoder(nn.Module):
         :return: pooled features ``(batch, features_dim)``, differentiable in every input.
         """
         assert isinstance(observations, dict)
-        rows = observations["desired_goal"].float()
-        achieved = observations["achieved_goal"].float()
-        observation = observations["observation"].float()
+        rows = _as_float(observations["desired_goal"])
+        achieved = _as_float(observations["achieved_goal"])
+        observation = _as_float(observations["observation"])
         gates = rows[..., 0]
         # Padding rows (b_i = 0) add 0 to the sum and have zero gradient: skip them to save time.
         batch_index, goal_index = th.nonzero(gates.detach() != 0, as_tuple=True)
@@ -107,7 +111,7 @@ class DeepSetsEncoder(nn.Module):
 
 def _head_inputs(pooled: th.Tensor, observations: PyTorchObs) -> list[th.Tensor]:
     assert isinstance(observations, dict)
-    return [pooled, observations["achieved_goal"].float(), observations["observation"].float()]
+    return [pooled, _as_float(observations["achieved_goal"]), _as_float(observations["observation"])]
 
 
 class DeepSetsActor(BasePolicy):

@@ -50,8 +50,28 @@ class ReenGAGESAC(SAC):
 
     def _setup_model(self) -> None:
         check_goal_observation_space(self.observation_space)
+        check_critic_sees_goal(self.policy_kwargs, self.gradient_reg)
         super()._setup_model()
         check_critic_sees_goal(self.policy, self.gradient_reg)
+
+    def _critic_goal_target(
+        self, replay_data: Any, discounts: Any, ent_coef: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Soft TD target ``y`` and its gradient with respect to the next observation's goal.
+
+        Draws the next action exactly as SAC's target does (same random numbers); the graph reaches
+        the goal through the current actor's reparameterised action, the target critics and the
+        log-probability.
+        """
+        next_observations, next_goal = with_goal(replay_data.next_observations)
+        with th.enable_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob(next_observations)
+            next_q_values = th.cat(self.critic_target(next_observations, next_actions), dim=1)
+            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+            next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+            target_gradient = goal_gradient(target_q_values, next_goal, create_graph=False)
+        return target_q_values.detach(), target_gradient.detach()
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """Update critics with TD + goal-gradient losses; actor and entropy as in SAC.
@@ -100,16 +120,7 @@ class ReenGAGESAC(SAC):
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
 
-            next_observations, next_goal = with_goal(replay_data.next_observations)
-            # Same random draw as SAC's target; the graph reaches the goal through the current actor's
-            # reparameterised action, the target critics and the log-probability.
-            next_actions, next_log_prob = self.actor.action_log_prob(next_observations)
-            next_q_values = th.cat(self.critic_target(next_observations, next_actions), dim=1)
-            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-            next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
-            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-            target_gradient = goal_gradient(target_q_values, next_goal, create_graph=False).detach()
-            target_q_values = target_q_values.detach()
+            target_q_values, target_gradient = self._critic_goal_target(replay_data, discounts, ent_coef)
 
             observations, goal = with_goal(replay_data.observations)
             current_q_values = self.critic(observations, replay_data.actions)

@@ -31,10 +31,14 @@ def check_critic_sees_goal(policy: Any, gradient_reg: float) -> None:
     With ``share_features_extractor=True`` SB3's critics compute the shared features under
     ``th.no_grad()`` (the actor owns them), so ``grad_g Q`` would be zero or missing.
 
-    :param policy: the SB3 policy just built.
+    :param policy: the SB3 policy just built, or the ``policy_kwargs`` it is built from.
     :param gradient_reg: weight of the goal-gradient term; nothing is needed when it is 0.
     """
-    if gradient_reg > 0 and getattr(policy, "share_features_extractor", False):
+    if isinstance(policy, dict):
+        shared = bool(policy.get("share_features_extractor", False))
+    else:
+        shared = bool(getattr(policy, "share_features_extractor", False))
+    if gradient_reg > 0 and shared:
         raise ValueError(
             "policy_kwargs share_features_extractor=True is not allowed with gradient_reg > 0: SB3 critics "
             "compute a shared features extractor without gradient (it is trained by the actor), which cuts "
@@ -64,6 +68,7 @@ class ReenGAGETD3Mixin:
 
     def _setup_model(self) -> None:
         check_goal_observation_space(self.observation_space)  # type: ignore[attr-defined]
+        check_critic_sees_goal(self.policy_kwargs, self.gradient_reg)  # type: ignore[attr-defined]
         super()._setup_model()  # type: ignore[misc]
         check_critic_sees_goal(self.policy, self.gradient_reg)
 
