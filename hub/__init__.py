@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "load_teacher": "zoo.hub.teachers",
     "TeacherInfo": "zoo.hub.teachers",
     "teacher_folder": "zoo.hub.teachers",
+    "push_teachers": "zoo.hub.teachers",
     "teacher_repo_id": "zoo.hub.teachers",
     "task_slug": "zoo.hub.teachers",
 }

@@ -8,25 +8,6 @@ from typing import Any
 
 import yaml
 
-#: Algorithms that live in Stable-Baselines3 or sb3-contrib (the rest are zoo agents).
-_SB3_ALGORITHMS = frozenset(
-    {
-        "PPO",
-        "A2C",
-        "DQN",
-        "SAC",
-        "TD3",
-        "DDPG",
-        "RecurrentPPO",
-        "MaskablePPO",
-        "QRDQN",
-        "TQC",
-        "TRPO",
-        "ARS",
-        "CrossQ",
-    }
-)
-
 
 def generate_model_card(
     algo_name: str,
@@ -68,7 +49,9 @@ def generate_model_card(
     if n_eval_episodes is not None and n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes={n_eval_episodes} must be at least 1")
     metric_value = f"{mean_reward:.2f} +/- {std_reward:.2f}"
-    library = "stable-baselines3" if algo_name in _SB3_ALGORITHMS else "distill-zoo"
+    # The files are distill-zoo's format (safetensors + JSON, no SB3 .zip), so the library that
+    # loads them is distill-zoo even for plain SB3 algorithms; "stable-baselines3" stays a tag.
+    library = "distill-zoo"
     all_tags = [
         env_id,
         "deep-reinforcement-learning",
@@ -76,7 +59,7 @@ def generate_model_card(
         "distill-zoo",
         "stable-baselines3",
     ]
-    all_tags += [tag for tag in tags if tag not in all_tags]
+    all_tags += [tag for tag in (algo_name, *tags) if tag not in all_tags]
     metadata: dict[str, Any] = {
         "library_name": library,
         "tags": all_tags,

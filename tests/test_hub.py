@@ -251,8 +251,8 @@ def test_generate_model_card_is_pure_and_parses():
     )
     assert text == again
     card = ModelCard(text)
-    assert card.data.library_name == "stable-baselines3"
-    assert "zoo/DarkRoom-v0" in card.data.tags
+    assert card.data.library_name == "distill-zoo"  # the format is the zoo's, not SB3's .zip
+    assert {"zoo/DarkRoom-v0", "stable-baselines3", "PPO"} <= set(card.data.tags)
     result = card.data.eval_results[0]
     assert result.metric_type == "mean_reward"
     assert result.metric_value == "1.50 +/- 0.25"
@@ -263,11 +263,6 @@ def test_generate_model_card_is_pure_and_parses():
     assert "replay.mp4" in text
     with pytest.raises(ValueError, match="n_eval_episodes"):
         generate_model_card("PPO", "CartPole-v1", 0.0, 0.0, n_eval_episodes=0)
-
-
-def test_zoo_agents_get_the_zoo_library_name():
-    _, metadata = generate_model_card("KickstartedPPO", "zoo/DarkRoom-v0", 0.0, 0.0)
-    assert metadata["library_name"] == "distill-zoo"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,23 +623,27 @@ def test_load_teacher_from_bundle_hub_and_cache(hub_server, tmp_path, monkeypatc
     assert info.source == "bundled" and info.revision.startswith("distill-zoo") and info.repo_id is None
     assert model.teacher_info == info and _same_weights(teacher, model)
     with pytest.raises(FileNotFoundError, match="no bundled teacher"):
-        hub.load_teacher(env_id, (1, 1), source="bundled", bundle_root=bundle)
+        hub.load_teacher(env_id, (2, 2), source="bundled", bundle_root=bundle)
     with pytest.raises(ValueError, match="source='web'"):
         hub.load_teacher(env_id, task, source="web")
 
     # publish the bundle folder in the teacher repo, <org>/ppo-<EnvName>/<task-slug>/
     repo_id = hub.teacher_repo_id(env_id)
     assert repo_id == f"{ORG}/ppo-zoo-DarkRoom-v0"
-    api = HfApi(endpoint=hub_server.url)
-    api.create_repo(repo_id)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=hub.teacher_folder(env_id, task, root=bundle),
-        path_in_repo=hub.task_slug(task),
-    )
+    other = PPO("MlpPolicy", "zoo/DarkRoom-v0", policy_kwargs=tiny(), device="cpu", seed=6)
+    hub.save_agent(other, hub.teacher_folder(env_id, (1, 1), root=bundle), env_id=env_id)
+    commit = hub.push_teachers(env_id, bundle)
+    assert set(hub_server.get_repo("model", repo_id).files(commit.oid)) == {
+        ".gitattributes",
+        "1-1/config.json",
+        "1-1/model.safetensors",
+        "3-4/config.json",
+        "3-4/model.safetensors",
+    }
     model, info = hub.load_teacher(env_id, task, source="hub", return_info=True, device="cpu")
     assert (info.source, info.revision, info.repo_id) == ("hub", commit.oid, repo_id)
     assert _same_weights(teacher, model)
+    assert _same_weights(other, hub.load_teacher(env_id, (1, 1), source="hub", device="cpu"))
     # no bundle: "auto" asks the Hub; offline, the cache answers
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, info = hub.load_teacher(

@@ -122,6 +122,56 @@ def bundled_teachers(root: str | os.PathLike[str] | None = None) -> list[Path]:
     )
 
 
+def push_teachers(
+    env_id: str,
+    bundle_root: str | os.PathLike[str] | None = None,
+    *,
+    repo_id: str | None = None,
+    org: str | None = None,
+    commit_message: str | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> Any:
+    """Publish every bundled teacher of ``env_id`` to its Hub repo in one commit.
+
+    Each ``<bundle_root>/<EnvName>/<task-slug>/`` folder becomes ``<task-slug>/`` in the repo
+    (default ``<org>/ppo-<EnvName>``), the layout :func:`load_teacher` reads.
+
+    :param env_id: Gymnasium env id.
+    :param bundle_root: bundle root (default: this package's folder).
+    :param repo_id: target repo (default: :func:`teacher_repo_id`).
+    :param org: organisation for the default repo id (default: ``ZOO_HUB_ORG``).
+    :param commit_message: commit message.
+    :param token: Hugging Face token.
+    :param endpoint: Hub URL (default: ``HF_ENDPOINT``).
+    :return: huggingface_hub's ``CommitInfo``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from zoo.hub.push import _check_repo_id, hub_endpoint
+
+    env_folder = Path(bundle_root if bundle_root is not None else BUNDLE_ROOT) / env_name(env_id)
+    teachers = [folder for folder in bundled_teachers(bundle_root) if folder.parent == env_folder]
+    if not teachers:
+        raise ValueError(f"env_id={env_id!r}: no bundled teacher under {env_folder}")
+    repo_id = repo_id or teacher_repo_id(env_id, org)
+    _check_repo_id(repo_id)
+    operations = [
+        CommitOperationAdd(path_in_repo=f"{folder.name}/{file.name}", path_or_fileobj=str(file))
+        for folder in teachers
+        for file in sorted(folder.iterdir())
+        if file.is_file() and not file.name.startswith(".")
+    ]
+    api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    return api.create_commit(
+        repo_id,
+        operations,
+        commit_message=commit_message or f"Upload teachers for {env_id}",
+        repo_type="model",
+    )
+
+
 def _package_version() -> str:
     try:
         return f"distill-zoo=={importlib.metadata.version('distill-zoo')}"
