@@ -124,10 +124,28 @@ def build_bundle(
                 print(f"  not bundled: return {mean_return:.2f} < {recipe.min_return}")
                 continue
             folder = teacher_folder(recipe.env_id, task, root=output)
-            save_agent(model, folder)
+            save_agent(
+                model, folder, env_id=recipe.env_id, env_kwargs={"task": task}, extra={"teacher": record}
+            )
             (folder / "teacher.json").write_text(json.dumps(record, indent=2) + "\n")
             records.append(record)
+        _write_index(output, recipe, [r for r in records if r["env_id"] == recipe.env_id])
     return records
+
+
+def _write_index(output: Path, recipe: TeacherRecipe, records: list[dict[str, Any]]) -> None:
+    """``<EnvName>/index.json``: the bundled tasks, the default task first (the recipe's order)."""
+    from zoo.hub.teachers import env_name
+    from zoo.io import atomic_write_text
+
+    if not records:
+        return
+    index = {
+        "env_id": recipe.env_id,
+        "default_task": records[0]["task"],
+        "tasks": [r["task"] for r in records],
+    }
+    atomic_write_text(output / env_name(recipe.env_id) / "index.json", json.dumps(index, indent=2) + "\n")
 
 
 def main() -> None:
