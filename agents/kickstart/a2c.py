@@ -63,55 +63,54 @@ class KickstartedA2C(KickstartMixin, A2C):
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        coefficients = self._kickstart_begin()
-        need_distribution = any(value > 0 for value in coefficients.values())
+        with self._kickstart_update() as coefficients:
+            need_distribution = any(value > 0 for value in coefficients.values())
 
-        for rollout_data in self.rollout_buffer.get(batch_size=None):
-            actions = rollout_data.actions
-            if isinstance(self.action_space, spaces.Discrete):
-                actions = actions.long().flatten()
+            for rollout_data in self.rollout_buffer.get(batch_size=None):
+                actions = rollout_data.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = actions.long().flatten()
 
-            def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
-                return self.policy.evaluate_actions(data.observations, acts)
+                def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
+                    return self.policy.evaluate_actions(data.observations, acts)
 
-            values, log_prob, entropy, distribution = self._evaluate_with_distribution(
-                evaluate, need_distribution
+                values, log_prob, entropy, distribution = self._evaluate_with_distribution(
+                    evaluate, need_distribution
+                )
+                values = values.flatten()
+
+                advantages = rollout_data.advantages
+                if self.normalize_advantage:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                policy_loss = -(advantages * log_prob).mean()
+                value_loss = F.mse_loss(rollout_data.returns, values)
+                if entropy is None:
+                    entropy_loss = -th.mean(-log_prob)
+                else:
+                    entropy_loss = -th.mean(entropy)
+
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                if need_distribution:
+                    if distribution is None:
+                        distribution = self._student_distribution_fallback(rollout_data)
+                    kickstart = self._kickstart_term(coefficients, rollout_data, distribution)
+                    if kickstart is not None:
+                        loss = loss + kickstart
+
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+
+            explained_var = explained_variance(
+                self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()
             )
-            values = values.flatten()
-
-            advantages = rollout_data.advantages
-            if self.normalize_advantage:
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-            policy_loss = -(advantages * log_prob).mean()
-            value_loss = F.mse_loss(rollout_data.returns, values)
-            if entropy is None:
-                entropy_loss = -th.mean(-log_prob)
-            else:
-                entropy_loss = -th.mean(entropy)
-
-            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-            if need_distribution:
-                if distribution is None:
-                    distribution = self._student_distribution_fallback(rollout_data)
-                kickstart = self._kickstart_term(coefficients, rollout_data, distribution)
-                if kickstart is not None:
-                    loss = loss + kickstart
-
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-
-        explained_var = explained_variance(
-            self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()
-        )
-        self._n_updates += 1
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/explained_variance", explained_var)
-        self.logger.record("train/entropy_loss", entropy_loss.item())
-        self.logger.record("train/policy_loss", policy_loss.item())
-        self.logger.record("train/value_loss", value_loss.item())
-        if hasattr(self.policy, "log_std"):
-            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
-        self._kickstart_log(coefficients)
+            self._n_updates += 1
+            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+            self.logger.record("train/explained_variance", explained_var)
+            self.logger.record("train/entropy_loss", entropy_loss.item())
+            self.logger.record("train/policy_loss", policy_loss.item())
+            self.logger.record("train/value_loss", value_loss.item())
+            if hasattr(self.policy, "log_std"):
+                self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())

@@ -31,6 +31,8 @@ class KickstartedRecurrentPPO(KickstartMixin, RecurrentPPO):
     """
 
     _task_buffer_class = None
+    # Sequences are padded per minibatch: the teacher is evaluated on each minibatch instead.
+    _cache_teachers = False
 
     def __init__(
         self,

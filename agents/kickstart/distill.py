@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch as th
@@ -190,6 +190,16 @@ def _capture_distributions(policy: BasePolicy) -> Any:
             object.__delattr__(policy, "_get_action_dist_from_latent")
 
 
+class _TeacherCache(NamedTuple):
+    """Teacher distribution parameters for every sample of the rollout (rows = flattened buffer)."""
+
+    kind: str
+    keys: list[int | None]
+    parameters: list[th.Tensor]
+    weights: th.Tensor  # λ of the sample's teacher, 0 without one
+    slots: th.Tensor  # position of the sample's teacher in ``keys``, -1 without one
+
+
 class KickstartMixin:
     """What every kickstarted agent adds to its SB3 algorithm.
 
@@ -198,6 +208,8 @@ class KickstartMixin:
     around ``super()._setup_model()``, and :meth:`_kickstart_term` inside its train loop.
     """
 
+    #: evaluate the teachers once per update on the whole rollout (False: per minibatch).
+    _cache_teachers: ClassVar[bool] = True
     #: buffer classes used when the teacher is a mapping (None: multi-teacher unsupported).
     _task_buffer_class: ClassVar[type | None] = None
 
@@ -231,7 +243,7 @@ class KickstartMixin:
         self._teachers: dict[int | None, BasePolicy] = self._resolve_teachers(teacher)
         self.kickstart_coef = kickstart_coef
         self._kickstart_schedules = self._build_schedules(kickstart_coef, self._teachers)
-        self._kickstart_stats: dict[str, list[float]] = {}
+        self._kickstart_stats: dict[str, float] = {}
 
     def _resolve_teachers(self, teacher: TeacherSpec | None) -> dict[int | None, BasePolicy]:
         if teacher is None:
@@ -389,7 +401,15 @@ class KickstartMixin:
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_teachers", "_kickstart_schedules", "_kickstart_stats"]  # type: ignore[misc]
+        return [
+            *super()._excluded_save_params(),
+            "_teachers",
+            "_kickstart_schedules",
+            "_kickstart_stats",
+            "_kickstart_sums",
+            "_teacher_cache",
+            "_kickstart_batch_inds",
+        ]  # type: ignore[misc]
 
     def collect_rollouts(self, env: VecEnv, *args: Any, **kwargs: Any) -> bool:
         if self._task_buffer_class is not None and isinstance(self.rollout_buffer, self._task_buffer_class):
@@ -407,6 +427,7 @@ class KickstartMixin:
         }
 
     def _kickstart_begin(self) -> dict[int | None, float]:
+        """Coefficients for the update about to start; builds the teacher cache when possible."""
         coefficients = self._kickstart_coefficients() if self._teachers else {}
         for key, value in coefficients.items():
             if value < 0 or not math.isfinite(value):
@@ -414,7 +435,94 @@ class KickstartMixin:
                     f"kickstart_coef{'' if key is None else f'[{key}]'} evaluated to {value}; must be >= 0"
                 )
         self._kickstart_stats = {}
+        self._kickstart_sums: dict[int | None, list[th.Tensor]] = {}
+        self._teacher_cache: _TeacherCache | None = None
+        active = {key: value for key, value in coefficients.items() if value > 0 and key in self._teachers}
+        if active and self._cache_teachers:
+            self._teacher_cache = self._build_teacher_cache(active)
         return coefficients
+
+    @contextmanager
+    def _kickstart_update(self) -> Any:
+        """Wrap one call to ``train()``: yields the coefficients, logs and cleans up afterwards."""
+        coefficients = self._kickstart_begin()
+        buffer = self.rollout_buffer
+        recording = self._teacher_cache is not None
+        if recording:
+            original = buffer._get_samples
+
+            def get_samples(batch_inds: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+                self._kickstart_batch_inds = batch_inds
+                return original(batch_inds, *args, **kwargs)
+
+            object.__setattr__(buffer, "_get_samples", get_samples)
+        try:
+            yield coefficients
+            self._kickstart_log(coefficients)
+        finally:
+            if recording:
+                object.__delattr__(buffer, "_get_samples")
+            self._teacher_cache = None
+            self._kickstart_batch_inds = None
+
+    def _build_teacher_cache(self, active: dict[int | None, float]) -> _TeacherCache:
+        """Teacher distributions for the whole rollout, computed once per update.
+
+        Teachers are frozen and the rollout does not change during an update, so evaluating them
+        once (instead of once per minibatch and epoch) gives the same term for less work.
+        """
+        buffer = self.rollout_buffer
+        kind = _kind(self.action_space)
+
+        def flat(array: np.ndarray) -> th.Tensor:
+            # get() flattens the buffer's arrays in place on its first call.
+            return th.as_tensor(
+                array if buffer.generator_ready else buffer.swap_and_flatten(array), device=self.device
+            )
+
+        if isinstance(buffer.observations, dict):
+            observations: Any = {key: flat(value) for key, value in buffer.observations.items()}
+            size = next(iter(observations.values())).shape[0]
+        else:
+            observations = flat(buffer.observations)
+            size = observations.shape[0]
+        masks = flat(buffer.action_masks) if hasattr(buffer, "action_masks") else None
+        keys = list(active)
+        if self._is_multi_teacher:
+            tasks = flat(buffer.task_indices).reshape(-1)
+            slots = th.full((size,), -1, dtype=th.long, device=self.device)
+            for slot, key in enumerate(keys):
+                slots[tasks == key] = slot
+        else:
+            slots = th.zeros(size, dtype=th.long, device=self.device)
+        weights = th.zeros(size, device=self.device)
+        parameters: list[th.Tensor] | None = None
+        chunk = 4096
+        with th.no_grad():
+            for slot, key in enumerate(keys):
+                rows = (slots == slot).nonzero().reshape(-1)
+                if rows.numel() == 0:
+                    continue
+                weights[rows] = float(active[key])
+                for begin in range(0, rows.numel(), chunk):
+                    part = rows[begin : begin + chunk]
+                    teacher_parameters = distribution_parameters(
+                        self._teachers[key].get_distribution(_index_observations(observations, part))
+                    )
+                    if masks is not None:
+                        teacher_parameters = mask_parameters(teacher_parameters, masks[part])
+                    if parameters is None:
+                        # Rows without a teacher get harmless values (weight 0): zeros, std 1.
+                        parameters = [
+                            th.zeros((size, *p.shape[1:]), dtype=p.dtype, device=self.device)
+                            for p in teacher_parameters
+                        ]
+                        if kind == "gaussian":
+                            parameters[1].fill_(1.0)
+                    for target, value in zip(parameters, teacher_parameters):
+                        target[part] = value
+        assert parameters is not None
+        return _TeacherCache(kind, keys, parameters, weights, slots)
 
     def _kickstart_term(
         self,
@@ -436,66 +544,103 @@ class KickstartMixin:
         active = {key: value for key, value in coefficients.items() if value > 0 and key in self._teachers}
         if not active:
             return None
-        kind = _kind(self.action_space)
         student_parameters = distribution_parameters(student_distribution)
+        cache = getattr(self, "_teacher_cache", None)
+        batch_inds = getattr(self, "_kickstart_batch_inds", None)
+        if cache is not None and batch_inds is not None and sample_mask is None:
+            rows = th.as_tensor(batch_inds, device=cache.weights.device)
+            teacher_parameters = [p[rows] for p in cache.parameters]
+            divergence = kickstart_divergence(
+                cache.kind, teacher_parameters, student_parameters, self.kickstart_loss
+            )
+            weights = cache.weights[rows]
+            with th.no_grad():
+                agreement = teacher_agreement(cache.kind, teacher_parameters, student_parameters)
+                self._accumulate_stats(cache.keys, cache.slots[rows], divergence.detach(), agreement)
+            return (weights * divergence).sum() / divergence.shape[0]
+        return self._kickstart_term_uncached(active, rollout_data, student_parameters, sample_mask)
+
+    def _accumulate_stats(
+        self, keys: list[int | None], slots: th.Tensor, divergence: th.Tensor, agreement: th.Tensor
+    ) -> None:
+        if not hasattr(self, "_kickstart_sums"):
+            self._kickstart_sums = {}
+        present = slots >= 0
+        slots, divergence, agreement = slots[present], divergence[present], agreement[present].float()
+        size = len(keys)
+        sums = th.stack(
+            [
+                th.zeros(size, device=divergence.device).index_add_(0, slots, divergence),
+                th.zeros(size, device=divergence.device).index_add_(0, slots, agreement),
+                th.zeros(size, device=divergence.device).index_add_(0, slots, th.ones_like(divergence)),
+            ]
+        )
+        for slot, key in enumerate(keys):
+            if key in self._kickstart_sums:
+                self._kickstart_sums[key] = self._kickstart_sums[key] + sums[:, slot]
+            else:
+                self._kickstart_sums[key] = sums[:, slot]
+
+    def _kickstart_term_uncached(
+        self,
+        active: dict[int | None, float],
+        rollout_data: Any,
+        student_parameters: list[th.Tensor],
+        sample_mask: th.Tensor | None,
+    ) -> th.Tensor:
+        # Teachers evaluated on this minibatch only: recurrent agents (padded sequences) and calls
+        # outside train().
+        kind = _kind(self.action_space)
         observations = rollout_data.observations
         action_masks = getattr(rollout_data, "action_masks", None)
+        device = student_parameters[0].device
         batch = student_parameters[0].shape[0]
         valid = (
-            th.ones(batch, dtype=th.bool, device=student_parameters[0].device)
-            if sample_mask is None
-            else sample_mask.reshape(-1)
+            th.ones(batch, dtype=th.bool, device=device) if sample_mask is None else sample_mask.reshape(-1)
         )
         n_valid = max(int(valid.sum().item()), 1)
-        total = th.zeros((), device=student_parameters[0].device)
-        for key, coefficient in active.items():
-            if key is None:
-                index = valid
-            else:
-                index = valid & (rollout_data.task_indices.reshape(-1) == key)
+        total = th.zeros((), device=device)
+        keys = list(active)
+        for slot, key in enumerate(keys):
+            index = valid if key is None else valid & (rollout_data.task_indices.reshape(-1) == key)
             count = int(index.sum().item())
             if count == 0:
                 continue
-            full = count == batch
-            teacher_observations = observations if full else _index_observations(observations, index)
             with th.no_grad():
                 teacher_parameters = distribution_parameters(
-                    self._teachers[key].get_distribution(teacher_observations)
+                    self._teachers[key].get_distribution(_index_observations(observations, index))
                 )
                 if action_masks is not None:
-                    masks = action_masks if full else action_masks[index]
-                    teacher_parameters = mask_parameters(teacher_parameters, masks)
-            selected = student_parameters if full else [p[index] for p in student_parameters]
+                    teacher_parameters = mask_parameters(teacher_parameters, action_masks[index])
+            selected = [p[index] for p in student_parameters]
             divergence = kickstart_divergence(kind, teacher_parameters, selected, self.kickstart_loss)
-            total = total + coefficient * divergence.sum() / n_valid
+            total = total + active[key] * divergence.sum() / n_valid
             with th.no_grad():
-                agreement = teacher_agreement(kind, teacher_parameters, selected).float().mean().item()
-            suffix = "" if key is None else f"/task_{key}"
-            self._kickstart_stats.setdefault(f"train/kickstart_loss{suffix}", []).append(
-                divergence.mean().item()
-            )
-            self._kickstart_stats.setdefault(f"train/teacher_agreement{suffix}", []).append(agreement)
-            if key is not None:
-                self._kickstart_stats.setdefault("_weights" + suffix, []).append(count)
+                agreement = teacher_agreement(kind, teacher_parameters, selected)
+                slots = th.full((count,), slot, dtype=th.long, device=device)
+                self._accumulate_stats(keys, slots, divergence.detach(), agreement)
         return total
 
     def _kickstart_log(self, coefficients: dict[int | None, float]) -> None:
         for key, value in coefficients.items():
             self.logger.record("train/kickstart_coef" + ("" if key is None else f"/task_{key}"), value)
-        if self._is_multi_teacher:
-            # Overall averages, weighted by the number of samples each teacher saw.
-            for name in ("train/kickstart_loss", "train/teacher_agreement"):
-                values, weights = [], []
-                for key in self._teachers:
-                    per_task = self._kickstart_stats.get(f"{name}/task_{key}")
-                    if per_task:
-                        values.extend(per_task)
-                        weights.extend(self._kickstart_stats[f"_weights/task_{key}"])
-                if values:
-                    self.logger.record(name, float(np.average(values, weights=weights)))
-        for name, values in self._kickstart_stats.items():
-            if not name.startswith("_"):
-                self.logger.record(name, float(np.mean(values)))
+        sums = getattr(self, "_kickstart_sums", {})
+        if not sums:
+            return
+        # One device -> host copy per update.
+        table = th.stack(list(sums.values())).cpu().numpy()
+        for key, (divergence, agreement, count) in zip(sums, table):
+            if count > 0 and key is not None:
+                self.logger.record(f"train/kickstart_loss/task_{key}", float(divergence / count))
+                self.logger.record(f"train/teacher_agreement/task_{key}", float(agreement / count))
+        total = table.sum(axis=0)
+        if total[2] > 0:
+            self.logger.record("train/kickstart_loss", float(total[0] / total[2]))
+            self.logger.record("train/teacher_agreement", float(total[1] / total[2]))
+        self._kickstart_stats = {
+            "train/kickstart_loss": float(total[0] / max(total[2], 1)),
+            "train/teacher_agreement": float(total[1] / max(total[2], 1)),
+        }
 
     def _student_distribution_fallback(self, rollout_data: Any) -> Distribution:
         # Only for custom policies that do not build their distribution through

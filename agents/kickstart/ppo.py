@@ -45,131 +45,132 @@ def kickstart_ppo_train(agent: Any, variant: PPOVariant = "ppo") -> None:
     clip_range_vf = None
     if agent.clip_range_vf is not None:
         clip_range_vf = agent.clip_range_vf(agent._current_progress_remaining)
-    coefficients = agent._kickstart_begin()
-    need_distribution = any(value > 0 for value in coefficients.values())
+    with agent._kickstart_update() as coefficients:
+        need_distribution = any(value > 0 for value in coefficients.values())
 
-    entropy_losses: list[float] = []
-    pg_losses: list[float] = []
-    value_losses: list[float] = []
-    clip_fractions: list[float] = []
-    approx_kl_divs: list[Any] = []
-    continue_training = True
-    loss = th.zeros(())
-    for epoch in range(agent.n_epochs):
-        approx_kl_divs = []
-        for rollout_data in agent.rollout_buffer.get(agent.batch_size):
-            actions = rollout_data.actions
-            if isinstance(agent.action_space, spaces.Discrete):
-                actions = rollout_data.actions.long().flatten()
+        entropy_losses: list[float] = []
+        pg_losses: list[float] = []
+        value_losses: list[float] = []
+        clip_fractions: list[float] = []
+        approx_kl_divs: list[Any] = []
+        continue_training = True
+        loss = th.zeros(())
+        for epoch in range(agent.n_epochs):
+            approx_kl_divs = []
+            for rollout_data in agent.rollout_buffer.get(agent.batch_size):
+                actions = rollout_data.actions
+                if isinstance(agent.action_space, spaces.Discrete):
+                    actions = rollout_data.actions.long().flatten()
 
-            mask = rollout_data.mask > 1e-8 if variant == "recurrent" else None
-            evaluate: Callable[[], tuple[th.Tensor, th.Tensor, th.Tensor | None]]
-            if variant == "recurrent":
+                mask = rollout_data.mask > 1e-8 if variant == "recurrent" else None
+                evaluate: Callable[[], tuple[th.Tensor, th.Tensor, th.Tensor | None]]
+                if variant == "recurrent":
 
-                def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
-                    return agent.policy.evaluate_actions(
-                        data.observations, acts, data.lstm_states, data.episode_starts
-                    )
-            elif variant == "maskable":
+                    def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
+                        return agent.policy.evaluate_actions(
+                            data.observations, acts, data.lstm_states, data.episode_starts
+                        )
+                elif variant == "maskable":
 
-                def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
-                    return agent.policy.evaluate_actions(
-                        data.observations, acts, action_masks=data.action_masks
-                    )
-            else:
+                    def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
+                        return agent.policy.evaluate_actions(
+                            data.observations, acts, action_masks=data.action_masks
+                        )
+                else:
 
-                def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
-                    return agent.policy.evaluate_actions(data.observations, acts)
+                    def evaluate(data: Any = rollout_data, acts: th.Tensor = actions) -> Any:
+                        return agent.policy.evaluate_actions(data.observations, acts)
 
-            values, log_prob, entropy, distribution = agent._evaluate_with_distribution(
-                evaluate, need_distribution
-            )
-            values = values.flatten()
-
-            advantages = rollout_data.advantages
-            if variant == "recurrent":
-                if agent.normalize_advantage:
-                    advantages = (advantages - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
-            elif variant == "maskable":
-                if agent.normalize_advantage:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            elif agent.normalize_advantage and len(advantages) > 1:
-                # A single-sample minibatch has no spread to normalise by.
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-            ratio = th.exp(log_prob - rollout_data.old_log_prob)
-            surrogate_1 = advantages * ratio
-            surrogate_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-            if mask is None:
-                policy_loss = -th.min(surrogate_1, surrogate_2).mean()
-            else:
-                policy_loss = -th.mean(th.min(surrogate_1, surrogate_2)[mask])
-            pg_losses.append(policy_loss.item())
-            clip_fractions.append(_masked_mean((th.abs(ratio - 1) > clip_range).float(), mask).item())
-
-            if clip_range_vf is None:
-                values_pred = values
-            else:
-                values_pred = rollout_data.old_values + th.clamp(
-                    values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                values, log_prob, entropy, distribution = agent._evaluate_with_distribution(
+                    evaluate, need_distribution
                 )
-            if mask is None:
-                value_loss = F.mse_loss(rollout_data.returns, values_pred)
-            else:
-                value_loss = th.mean(((rollout_data.returns - values_pred) ** 2)[mask])
-            value_losses.append(value_loss.item())
+                values = values.flatten()
 
-            if entropy is None:
-                entropy_loss = -_masked_mean(-log_prob, mask)
-            else:
-                entropy_loss = -_masked_mean(entropy, mask)
-            entropy_losses.append(entropy_loss.item())
+                advantages = rollout_data.advantages
+                if variant == "recurrent":
+                    if agent.normalize_advantage:
+                        advantages = (advantages - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
+                elif variant == "maskable":
+                    if agent.normalize_advantage:
+                        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                elif agent.normalize_advantage and len(advantages) > 1:
+                    # A single-sample minibatch has no spread to normalise by.
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-            loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
-            if need_distribution:
-                if distribution is None:  # a custom policy that bypasses _get_action_dist_from_latent
-                    distribution = agent._student_distribution_fallback(rollout_data)
-                kickstart = agent._kickstart_term(coefficients, rollout_data, distribution, sample_mask=mask)
-                if kickstart is not None:
-                    loss = loss + kickstart
+                ratio = th.exp(log_prob - rollout_data.old_log_prob)
+                surrogate_1 = advantages * ratio
+                surrogate_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                if mask is None:
+                    policy_loss = -th.min(surrogate_1, surrogate_2).mean()
+                else:
+                    policy_loss = -th.mean(th.min(surrogate_1, surrogate_2)[mask])
+                pg_losses.append(policy_loss.item())
+                clip_fractions.append(_masked_mean((th.abs(ratio - 1) > clip_range).float(), mask).item())
 
-            with th.no_grad():
-                log_ratio = log_prob - rollout_data.old_log_prob
-                approx_kl_div = _masked_mean((th.exp(log_ratio) - 1) - log_ratio, mask).cpu().numpy()
-                approx_kl_divs.append(approx_kl_div)
+                if clip_range_vf is None:
+                    values_pred = values
+                else:
+                    values_pred = rollout_data.old_values + th.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                if mask is None:
+                    value_loss = F.mse_loss(rollout_data.returns, values_pred)
+                else:
+                    value_loss = th.mean(((rollout_data.returns - values_pred) ** 2)[mask])
+                value_losses.append(value_loss.item())
 
-            if agent.target_kl is not None and approx_kl_div > 1.5 * agent.target_kl:
-                continue_training = False
-                if agent.verbose >= 1:
-                    print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
+                if entropy is None:
+                    entropy_loss = -_masked_mean(-log_prob, mask)
+                else:
+                    entropy_loss = -_masked_mean(entropy, mask)
+                entropy_losses.append(entropy_loss.item())
+
+                loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
+                if need_distribution:
+                    if distribution is None:  # a custom policy that bypasses _get_action_dist_from_latent
+                        distribution = agent._student_distribution_fallback(rollout_data)
+                    kickstart = agent._kickstart_term(
+                        coefficients, rollout_data, distribution, sample_mask=mask
+                    )
+                    if kickstart is not None:
+                        loss = loss + kickstart
+
+                with th.no_grad():
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = _masked_mean((th.exp(log_ratio) - 1) - log_ratio, mask).cpu().numpy()
+                    approx_kl_divs.append(approx_kl_div)
+
+                if agent.target_kl is not None and approx_kl_div > 1.5 * agent.target_kl:
+                    continue_training = False
+                    if agent.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
+                    break
+
+                agent.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(agent.policy.parameters(), agent.max_grad_norm)
+                agent.policy.optimizer.step()
+
+            agent._n_updates += 1
+            if not continue_training:
                 break
 
-            agent.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(agent.policy.parameters(), agent.max_grad_norm)
-            agent.policy.optimizer.step()
-
-        agent._n_updates += 1
-        if not continue_training:
-            break
-
-    explained_var = explained_variance(
-        agent.rollout_buffer.values.flatten(), agent.rollout_buffer.returns.flatten()
-    )
-    agent.logger.record("train/entropy_loss", np.mean(entropy_losses))
-    agent.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
-    agent.logger.record("train/value_loss", np.mean(value_losses))
-    agent.logger.record("train/approx_kl", np.mean(approx_kl_divs))
-    agent.logger.record("train/clip_fraction", np.mean(clip_fractions))
-    agent.logger.record("train/loss", loss.item())
-    agent.logger.record("train/explained_variance", explained_var)
-    if variant != "maskable" and hasattr(agent.policy, "log_std"):
-        agent.logger.record("train/std", th.exp(agent.policy.log_std).mean().item())
-    agent.logger.record("train/n_updates", agent._n_updates, exclude="tensorboard")
-    agent.logger.record("train/clip_range", clip_range)
-    if clip_range_vf is not None:
-        agent.logger.record("train/clip_range_vf", clip_range_vf)
-    agent._kickstart_log(coefficients)
+        explained_var = explained_variance(
+            agent.rollout_buffer.values.flatten(), agent.rollout_buffer.returns.flatten()
+        )
+        agent.logger.record("train/entropy_loss", np.mean(entropy_losses))
+        agent.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        agent.logger.record("train/value_loss", np.mean(value_losses))
+        agent.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        agent.logger.record("train/clip_fraction", np.mean(clip_fractions))
+        agent.logger.record("train/loss", loss.item())
+        agent.logger.record("train/explained_variance", explained_var)
+        if variant != "maskable" and hasattr(agent.policy, "log_std"):
+            agent.logger.record("train/std", th.exp(agent.policy.log_std).mean().item())
+        agent.logger.record("train/n_updates", agent._n_updates, exclude="tensorboard")
+        agent.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            agent.logger.record("train/clip_range_vf", clip_range_vf)
 
 
 class KickstartedPPO(KickstartMixin, PPO):
