@@ -38,6 +38,7 @@ def hub_server(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("ZOO_HUB_ORG", ORG)
+    monkeypatch.setenv("ZOO_TEACHER_ORG", ORG)
     yield server
     server.stop()
 
@@ -652,7 +653,7 @@ def test_load_teacher_from_bundle_hub_and_cache(hub_server, tmp_path, monkeypatc
     assert (info.source, info.revision) == ("cache", commit.oid)
     with pytest.raises(hub.HubNotFoundError, match=f"'5-5/config.json' of repo '{repo_id}'"):
         hub.load_teacher(env_id, (5, 5), bundle_root=tmp_path / "empty")  # the cached tree lacks it
-    monkeypatch.setenv("ZOO_HUB_ORG", "elsewhere")
+    monkeypatch.setenv("ZOO_TEACHER_ORG", "elsewhere")
     with pytest.raises(hub.NotCachedError, match="'elsewhere/ppo-zoo-DarkRoom-v0'"):
         hub.load_teacher(env_id, task, bundle_root=tmp_path / "empty")
 
@@ -663,6 +664,12 @@ def test_teacher_for_another_env_is_refused(tmp_path):
     hub.save_agent(teacher, folder, env_id="zoo/DarkRoom-v0")
     with pytest.raises(ValueError, match="trained on 'zoo/DarkRoom-v0'"):
         hub.load_teacher("zoo/DarkRoomHard-v0", bundle_root=tmp_path)
+
+
+def test_teacher_repo_defaults_to_the_project_org(monkeypatch):
+    monkeypatch.delenv("ZOO_TEACHER_ORG", raising=False)
+    assert hub.teacher_repo_id("zoo/DarkRoom-v0") == "distill-zoo/ppo-zoo-DarkRoom-v0"
+    assert hub.teacher_repo_id("zoo/DarkRoom-v0", org="me") == "me/ppo-zoo-DarkRoom-v0"
 
 
 def test_packaged_teachers_load_if_present():

@@ -28,6 +28,8 @@ from typing import Any
 BUNDLE_ROOT = Path(__file__).resolve().parent
 SOURCES = ("auto", "bundled", "hub", "cache")
 TEACHER_ALGO = "ppo"
+DEFAULT_TEACHER_ORG = "distill-zoo"
+TEACHER_ORG_ENV_VAR = "ZOO_TEACHER_ORG"
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,14 @@ def teacher_repo_id(env_id: str, org: str | None = None) -> str:
     """Return the Hub repo of an env's teachers, ``<org>/ppo-<EnvName>``.
 
     :param env_id: Gymnasium env id.
-    :param org: organisation (default: ``ZOO_HUB_ORG``).
+    :param org: organisation; default: the ``ZOO_TEACHER_ORG`` environment variable, else
+        ``"distill-zoo"`` (the project's own organisation, where its teachers are published).
     """
     from zoo.hub.push import make_repo_id
 
-    return make_repo_id(TEACHER_ALGO, env_id, org=org)
+    return make_repo_id(
+        TEACHER_ALGO, env_id, org=org or os.environ.get(TEACHER_ORG_ENV_VAR) or DEFAULT_TEACHER_ORG
+    )
 
 
 def bundled_teachers(root: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -140,7 +145,7 @@ def push_teachers(
     :param env_id: Gymnasium env id.
     :param bundle_root: bundle root (default: this package's folder).
     :param repo_id: target repo (default: :func:`teacher_repo_id`).
-    :param org: organisation for the default repo id (default: ``ZOO_HUB_ORG``).
+    :param org: organisation for the default repo id (see :func:`teacher_repo_id`).
     :param commit_message: commit message.
     :param token: Hugging Face token.
     :param endpoint: Hub URL (default: ``HF_ENDPOINT``).
@@ -205,7 +210,8 @@ def load_teacher(
     :param revision: Hub branch, tag or commit sha (not allowed with ``source="bundled"``).
     :param source: ``"auto"``, ``"bundled"``, ``"hub"`` or ``"cache"``.
     :param device: torch device.
-    :param org: Hub organisation of the teacher repos (default: ``ZOO_HUB_ORG``).
+    :param org: Hub organisation of the teacher repos (default: ``ZOO_TEACHER_ORG``, else
+        ``"distill-zoo"``).
     :param bundle_root: bundle root (default: this package's folder; tests pass their own).
     :param return_info: return ``(model, TeacherInfo)`` instead of the model alone.
     :param cache_dir: huggingface_hub cache folder.
@@ -234,13 +240,7 @@ def load_teacher(
         model = load_agent(folder, device=device)
         info = TeacherInfo(env_id, task, "bundled", _package_version(), None, folder)
     else:
-        try:
-            repo_id = teacher_repo_id(env_id, org)
-        except ValueError as error:
-            raise ValueError(
-                f"no bundled teacher for env_id={env_id!r}, task={task!r} ({folder}), and no Hub organisation "
-                f"to look it up: {error}"
-            ) from error
+        repo_id = teacher_repo_id(env_id, org)
         model, snapshot = load_from_hub_with_info(
             repo_id,
             revision,
