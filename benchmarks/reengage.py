@@ -58,6 +58,8 @@ def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, 
 
 def build(experiment: str, env_id: str, gradient_reg: float, seed: int, args: argparse.Namespace) -> Any:
     env = gym.make(env_id)
+    # The whole run fits: HerReplayBuffer spends seconds allocating 1e6 slots it would not use.
+    buffer_size = max(args.steps, 10_000)
     if experiment == "seek":
         dim = int(env.action_space.shape[0])
         return ReenGAGEDDPG(
@@ -65,6 +67,7 @@ def build(experiment: str, env_id: str, gradient_reg: float, seed: int, args: ar
             env,
             gradient_reg=gradient_reg,
             replay_buffer_class=HerReplayBuffer,
+            buffer_size=buffer_size,
             replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
             learning_rate=1e-3,
             learning_starts=500,
@@ -80,6 +83,7 @@ def build(experiment: str, env_id: str, gradient_reg: float, seed: int, args: ar
             "MultiGoalPolicy",
             env,
             gradient_reg=gradient_reg,
+            buffer_size=buffer_size,
             learning_rate=1e-3,
             learning_starts=1000,
             batch_size=args.batch_size,
@@ -95,6 +99,7 @@ def build(experiment: str, env_id: str, gradient_reg: float, seed: int, args: ar
         "MultiInputPolicy",
         env,
         replay_buffer_class=HerReplayBuffer,
+        buffer_size=buffer_size,
         replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
         learning_rate=1e-3,
         learning_starts=1000,

@@ -633,6 +633,27 @@ def test_sb3_bit_flipping_env_works_with_multibinary_goals():
     assert model.logger.name_to_value["train/critic_grad_loss"] >= 0
 
 
+@pytest.mark.parametrize("env_id", [DRIVE, "zoo/NoisySeek-v0"])
+def test_multi_reengage_trains_as_td3_on_both_multi_goal_envs(env_id):
+    td3 = {"policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5}
+    policy_kwargs = {**tiny_multi()["policy_kwargs"], "n_critics": 2}
+    model = MultiReenGAGE(
+        "MultiGoalPolicy",
+        gym.make(env_id),
+        buffer_size=1000,
+        learning_starts=45,
+        batch_size=8,
+        policy_kwargs=policy_kwargs,
+        **td3,
+    ).learn(60)
+    assert len(model.critic.q_networks) == 2
+    logged = model.logger.name_to_value
+    assert math.isfinite(logged["train/critic_grad_loss"]) and "train/actor_loss" in logged
+    # The actor reads the critic's encoder but owns none of its parameters.
+    actor_parameters = {id(p) for p in model.actor.parameters()}
+    assert not actor_parameters & {id(p) for p in model.critic.encoder.parameters()}
+
+
 # ---------------------------------------------------------------------------------------------
 # CUDA
 # ---------------------------------------------------------------------------------------------
