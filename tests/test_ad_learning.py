@@ -197,3 +197,19 @@ def test_source_curve_and_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="results"):
         plot_in_context([], tmp_path / "none.png")
+
+
+def test_watermaze_pixels_end_to_end(tmp_path):
+    from zoo.agents.ad import SB3Source
+
+    env_id = "zoo/Watermaze-v0"
+    tasks = zoo.envs.tasks(env_id, "train")[:1]
+    source = SB3Source("A2C", policy="CnnPolicy", hyperparameters={"n_steps": 10})
+    dataset = collect_histories(env_id, source, tmp_path / "data", episodes=1, tasks=tasks)
+    assert dataset.observation_space["kind"] == "image"
+    assert dataset.histories[0].observations.dtype == np.uint8
+    assert dataset.histories[0].observations.shape[1:] == (72, 96, 3)
+    agent = AlgorithmDistillation(dataset, context_length=8, **TINY).learn(2)
+    assert type(agent.policy.observation_encoder).__name__ == "_CNNEncoder"
+    result = evaluate_in_context(agent, env_id, split="test", n_tasks=2, episodes=1)
+    assert result.returns.shape == (2, 1)

@@ -628,11 +628,18 @@ class SB3Source(Source):
             model = self.algorithm(self.policy, env, seed=seed + offset, verbose=0, **self.algorithm_kwargs)
             model.learn(max_steps, callback=_make_recorder(records, episodes))
             env.close()
+            observations = np.asarray(records["observations"])
+            shape = env.observation_space.shape
+            if (
+                shape is not None
+                and len(shape) == 3
+                and observations.shape[1:] == (shape[2], shape[0], shape[1])
+            ):
+                # SB3 stores images channel-first (VecTransposeImage); keep the environment's layout.
+                observations = observations.transpose(0, 2, 3, 1)
             histories.append(
                 History(
-                    np.asarray(records["observations"]).astype(
-                        env.observation_space.dtype if env.observation_space.dtype is not None else np.float32
-                    ),
+                    np.ascontiguousarray(observations).astype(env.observation_space.dtype or np.float32),
                     np.asarray(records["actions"], dtype=np.int64),
                     np.asarray(records["rewards"], dtype=np.float32),
                     np.asarray(records["dones"], dtype=bool),
