@@ -163,31 +163,36 @@ def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
     timings: dict = {}
     for seed in range(args.seeds):
         start = time.perf_counter()
-        source = _source(args.source)
-        data = collect_histories(
-            env_id,
-            source,
-            out_dir / f"{name}_{args.source}_{seed}",
-            args.history_episodes,
-            tasks=train_tasks,
-            env_kwargs=env_kwargs,
-            seed=seed,
-        )
-        expert = collect_expert_histories(
-            env_id,
-            out_dir / f"{name}_expert_{seed}",
-            max(args.context // 10, 8),
-            tasks=train_tasks,
-            env_kwargs=env_kwargs,
-            seed=seed,
-        )
+        trained = []
+        if "AD" in args.methods:
+            data = collect_histories(
+                env_id,
+                _source(args.source),
+                out_dir / f"{name}_{args.source}_{seed}",
+                args.history_episodes,
+                tasks=train_tasks,
+                env_kwargs=env_kwargs,
+                seed=seed,
+            )
+            trained.append((AlgorithmDistillation(data, seed=seed, **_model_kwargs(args)), "AD"))
+        if "ED" in args.methods:
+            expert = collect_expert_histories(
+                env_id,
+                out_dir / f"{name}_expert_{seed}",
+                max(args.context // 10, 8),
+                tasks=train_tasks,
+                env_kwargs=env_kwargs,
+                seed=seed,
+            )
+            trained.append(
+                (AlgorithmDistillation(expert, seed=seed, **{**_model_kwargs(args), "subsample": 1}), "ED")
+            )
         timings.setdefault("collect_s", []).append(time.perf_counter() - start)
         start = time.perf_counter()
-        ad = AlgorithmDistillation(data, seed=seed, **_model_kwargs(args)).learn(args.train_steps)
-        ed_kwargs = {**_model_kwargs(args), "subsample": 1}
-        ed = AlgorithmDistillation(expert, seed=seed, **ed_kwargs).learn(args.train_steps)
+        for agent, _ in trained:
+            agent.learn(args.train_steps)
         timings.setdefault("train_s", []).append(time.perf_counter() - start)
-        for agent, label in ((ad, "AD"), (ed, "ED")):
+        for agent, label in trained:
             results.append(
                 evaluate_in_context(
                     agent,
@@ -199,17 +204,18 @@ def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
                     temperature=args.temperature,
                 )
             )
-        curve = source_learning_curve(
-            _source(args.source),
-            env_id,
-            tasks=test_tasks,
-            episodes=args.source_eval_episodes,
-            env_kwargs=env_kwargs,
-            seed=seed,
-        )
-        curve.label = f"source ({args.source})"
-        results.append(curve)
-        if args.rl2_steps > 0:
+        if "source" in args.methods:
+            curve = source_learning_curve(
+                _source(args.source),
+                env_id,
+                tasks=test_tasks,
+                episodes=args.source_eval_episodes,
+                env_kwargs=env_kwargs,
+                seed=seed,
+            )
+            curve.label = f"source ({args.source})"
+            results.append(curve)
+        if args.rl2_steps > 0 and "RL2" in args.methods:
             start = time.perf_counter()
             rl2 = train_rl2(
                 env_id,
@@ -332,6 +338,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--eval-episodes", type=int, default=None)
     parser.add_argument("--source-eval-episodes", type=int, default=None)
+    parser.add_argument("--methods", nargs="+", default=["AD", "ED", "source", "RL2"])
     parser.add_argument("--rl2-steps", type=int, default=0, help="RecurrentPPO steps for RL² (0 skips it)")
     parser.add_argument("--marks", type=int, nargs="+", default=[1, 2, 5, 10, 20])
     parser.add_argument("--speed-contexts", type=int, nargs="+", default=[256, 1024, 4096])

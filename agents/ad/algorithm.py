@@ -74,7 +74,8 @@ class AlgorithmDistillation:
     :param attention_dropout: dropout on attention weights.
     :param learning_rate: peak AdamW learning rate.
     :param weight_decay: AdamW weight decay.
-    :param warmup_steps: linear warm-up steps, then cosine decay to ``min_lr_ratio * learning_rate``.
+    :param warmup_steps: linear warm-up steps (capped at 10% of the run), then cosine decay
+        to ``min_lr_ratio * learning_rate`` at the last step.
     :param min_lr_ratio: final learning rate as a fraction of the peak.
     :param batch_size: subsequences per gradient step.
     :param max_grad_norm: gradient clipping norm.
