@@ -20,6 +20,7 @@ which revision. The same info is attached to the model as ``model.teacher_info``
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,27 @@ def push_teachers(
     )
 
 
+def default_task(env_id: str, bundle_root: str | os.PathLike[str] | None = None) -> Any:
+    """The task of ``load_teacher(env_id)`` without a task: ``None`` (a single-task teacher) unless the
+    bundle's ``<EnvName>/index.json`` names a ``default_task`` (multi-task envs such as Dark Room).
+
+    :param env_id: Gymnasium env id.
+    :param bundle_root: bundle root (default: this package's folder).
+    """
+    index = Path(bundle_root if bundle_root is not None else BUNDLE_ROOT) / env_name(env_id) / "index.json"
+    if not index.is_file():
+        return None
+    try:
+        task = json.loads(index.read_text())["default_task"]
+    except (ValueError, KeyError) as error:
+        raise ValueError(f"the teacher index {index} is corrupt: {error}") from error
+
+    def as_tuple(value: Any) -> Any:
+        return tuple(as_tuple(item) for item in value) if isinstance(value, list) else value
+
+    return as_tuple(task)
+
+
 def _package_version() -> str:
     try:
         return f"distill-zoo=={importlib.metadata.version('distill-zoo')}"
@@ -206,7 +228,7 @@ def load_teacher(
     unreachable. ``"bundled"``, ``"hub"`` and ``"cache"`` force one source.
 
     :param env_id: Gymnasium env id.
-    :param task: the task (``None``: the single-task teacher).
+    :param task: the task (``None``: the env's default teacher, see :func:`default_task`).
     :param revision: Hub branch, tag or commit sha (not allowed with ``source="bundled"``).
     :param source: ``"auto"``, ``"bundled"``, ``"hub"`` or ``"cache"``.
     :param device: torch device.
@@ -228,6 +250,8 @@ def load_teacher(
         raise ValueError(
             f"revision={revision!r} cannot be used with source='bundled' (bundles have no revisions)"
         )
+    if task is None:
+        task = default_task(env_id, bundle_root)
     folder = teacher_folder(env_id, task, bundle_root)
     has_bundle = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
