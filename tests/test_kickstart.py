@@ -441,6 +441,16 @@ def test_mapping_keys_must_match():
     assert student.logger.name_to_value["train/kickstart_coef/task_1"] == 0.5
 
 
+def test_multi_teacher_student_save_load_keeps_per_teacher_coefficients(tmp_path):
+    env = _multitask_env([(0, 0), (0, 8)])
+    teachers = {0: _constant_teacher(env, 1), 1: _constant_teacher(env, 2)}
+    student = KickstartedPPO("MlpPolicy", env, teacher=teachers, kickstart_coef={0: 1.0, 1: 0.5}, n_steps=8)
+    student.save(tmp_path / "student.zip")
+    loaded = KickstartedPPO.load(tmp_path / "student.zip", env=env, teacher=teachers)
+    loaded.learn(16)
+    assert loaded.logger.name_to_value["train/kickstart_coef/task_1"] == 0.5
+
+
 def test_negative_schedule_value_is_refused_at_update():
     student = KickstartedPPO(
         "MlpPolicy",

@@ -190,6 +190,14 @@ def _capture_distributions(policy: BasePolicy) -> Any:
             object.__delattr__(policy, "_get_action_dist_from_latent")
 
 
+def _task_key(key: Any) -> Any:
+    if isinstance(key, str) and key.isdigit():
+        return int(key)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    return key
+
+
 class _TeacherCache(NamedTuple):
     """Teacher distribution parameters for every sample of the rollout (rows = flattened buffer)."""
 
@@ -278,14 +286,15 @@ class KickstartMixin:
                     f"kickstart_coef={dict(kickstart_coef)!r} is a mapping but teacher is not a mapping of "
                     "task index -> teacher; pass a single coefficient"
                 )
-            coef_keys = {int(k) if isinstance(k, (int, np.integer)) else k for k in kickstart_coef}
+            # SB3's save() writes mapping keys as JSON strings: "3" is task 3 again after load().
+            coef_keys = {_task_key(k) for k in kickstart_coef}
             if coef_keys != set(teachers):
                 raise ValueError(
                     f"kickstart_coef keys {sorted(map(str, coef_keys))} must equal the teacher keys "
                     f"{sorted(map(str, teachers))}"
                 )
             return {
-                int(key): parse_schedule(value, name=f"kickstart_coef[{key}]")
+                _task_key(key): parse_schedule(value, name=f"kickstart_coef[{key}]")
                 for key, value in kickstart_coef.items()
             }
         schedule = parse_schedule(kickstart_coef, name="kickstart_coef")

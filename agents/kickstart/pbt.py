@@ -291,6 +291,9 @@ def _teachers_to_paths(teacher: Any, directory: Path) -> Any:
             raise ValueError(
                 f"teacher ({name}) is a bare policy: run_pbt needs an SB3 model or a path, which workers reload"
             )
+        if isinstance(value, (str, os.PathLike)) and Path(value).exists():
+            # Workers run in their own directories: hand them absolute paths.
+            return str(Path(value).resolve())
         return str(value) if isinstance(value, os.PathLike) else value
 
     if teacher is None:
