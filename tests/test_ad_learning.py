@@ -199,6 +199,7 @@ def test_source_curve_and_plot(tmp_path):
         plot_in_context([], tmp_path / "none.png")
 
 
+@pytest.mark.slow
 def test_watermaze_pixels_end_to_end(tmp_path):
     from zoo.agents.ad import SB3Source
 
