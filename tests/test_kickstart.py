@@ -154,6 +154,30 @@ def test_zero_coefficient_is_the_plain_update_bit_for_bit(plain, kickstarted):
     assert not _params_equal(reference, pulled)
 
 
+def test_zero_coefficient_contrib_variants_match_their_parents_bit_for_bit():
+    from sb3_contrib import MaskablePPO, RecurrentPPO
+    from sb3_contrib.common.envs import InvalidActionEnvDiscrete
+
+    def masked_env():
+        return InvalidActionEnvDiscrete(dim=4, n_invalid_actions=2)
+
+    masked_teacher = PPO("MlpPolicy", masked_env(), policy_kwargs={"net_arch": [8]}, seed=1)
+    kwargs = {"n_steps": 32, "batch_size": 16, "policy_kwargs": {"net_arch": [8]}, "seed": 3}
+    reference = MaskablePPO("MlpPolicy", masked_env(), **kwargs).learn(64)
+    student = KickstartedMaskablePPO(
+        "MlpPolicy", masked_env(), teacher=masked_teacher, kickstart_coef=0.0, **kwargs
+    ).learn(64)
+    assert _params_equal(reference, student)
+
+    teacher = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8]}, seed=1)
+    kwargs = {**kwargs, "policy_kwargs": {"lstm_hidden_size": 8, "net_arch": [8]}}
+    reference = RecurrentPPO("MlpLstmPolicy", "CartPole-v1", **kwargs).learn(64)
+    student = KickstartedRecurrentPPO(
+        "MlpLstmPolicy", "CartPole-v1", teacher=teacher, kickstart_coef=0.0, **kwargs
+    ).learn(64)
+    assert _params_equal(reference, student)
+
+
 # --------------------------------------------------------------------------- learning
 @pytest.mark.slow
 def test_kickstarted_student_beats_scratch_on_darkroom():
