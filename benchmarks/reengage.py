@@ -8,6 +8,9 @@ Not a test. Three experiments (``--experiment``):
 * ``drive``: zoo/DriveSeek-v0, DDPG (MultiReenGAGE with ``gradient_reg=0``, same DeepSets
   networks) vs Multi-ReenGAGE; mean evaluation return.
 * ``bitflip``: zoo/BitFlip-n40-v0, DQN+HER vs ReenGAGE-DQN+HER; success rate.
+* ``timing``: CPU time per gradient step of ReenGAGE-DDPG relative to DDPG on ContinuousSeek
+  (``--dims``), the two interleaved in one process on the same filled HER buffer, so that the
+  ratio is not skewed by the load of a shared machine (``time.process_time``).
 
 Wall time per environment step is reported relative to the parent algorithm in the same run.
 Results are written (atomically) as JSON to ``--output`` and summarised as a Markdown table.
@@ -141,6 +144,44 @@ def run_one(experiment: str, env_id: str, gradient_reg: float, seed: int, args: 
     }
 
 
+def timing(args: argparse.Namespace) -> list[dict]:
+    """CPU seconds per gradient step, parent (gradient_reg=0) vs ReenGAGE, interleaved."""
+    from stable_baselines3.common.logger import configure
+
+    rows = []
+    for dim in args.dims:
+        env_id = f"zoo/ContinuousSeek-d{dim}-v0"
+        models = {}
+        for reg in args.gradient_regs:
+            model = build("seek", env_id, reg, 0, argparse.Namespace(**{**vars(args), "steps": 2_000}))
+            model.learning_starts = 2_000  # only collect: training is timed below
+            model.learn(2_000)
+            model.set_logger(configure(None, []))
+            models[reg] = model
+        seconds = {reg: 0.0 for reg in models}
+        for _ in range(args.timing_repeats):
+            for reg, model in models.items():
+                start = time.process_time()
+                model.train(gradient_steps=50, batch_size=args.batch_size)
+                seconds[reg] += time.process_time() - start
+        steps = 50 * args.timing_repeats
+        for reg in models:
+            rows.append(
+                {
+                    "env_id": env_id,
+                    "gradient_reg": reg,
+                    "cpu_seconds_per_gradient_step": seconds[reg] / steps,
+                    "relative_to_parent": seconds[reg] / seconds[min(models)],
+                }
+            )
+            print(
+                f"{env_id} reg={reg} cpu_ms_per_gradient_step={1000 * seconds[reg] / steps:.2f} "
+                f"ratio={seconds[reg] / seconds[min(models)]:.2f}",
+                flush=True,
+            )
+    return rows
+
+
 def write_json(path: str, data: Any) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -175,7 +216,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--experiment", choices=["seek", "drive", "bitflip"], default="seek")
+    parser.add_argument("--experiment", choices=["seek", "drive", "bitflip", "timing"], default="seek")
     parser.add_argument("--dims", type=int, nargs="+", default=[5, 10, 20], help="ContinuousSeek dimensions")
     parser.add_argument(
         "--gradient-regs",
@@ -192,10 +233,14 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--timing-repeats", type=int, default=10, help="timing: blocks of 50 gradient steps")
     parser.add_argument("--output", default="runs/reengage_benchmark.json")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
+    if args.experiment == "timing":
+        write_json(args.output, {"args": vars(args), "timing": timing(args)})
+        return
     if args.experiment == "seek":
         env_ids = [f"zoo/ContinuousSeek-d{dim}-v0" for dim in args.dims]
     elif args.experiment == "drive":
