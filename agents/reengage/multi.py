@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
-from stable_baselines3 import TD3
+from stable_baselines3 import TD3, HerReplayBuffer
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
@@ -80,9 +80,10 @@ class MultiReenGAGE(TD3):
         if goal_reward_fn is not None and not callable(goal_reward_fn):
             raise ValueError(f"goal_reward_fn={goal_reward_fn!r} is not allowed; use a callable or None")
         self.goal_reward_fn = goal_reward_fn
-        if kwargs.get("replay_buffer_class") is not None and "Her" in kwargs["replay_buffer_class"].__name__:
+        buffer_class = kwargs.get("replay_buffer_class")
+        if isinstance(buffer_class, type) and issubclass(buffer_class, HerReplayBuffer):
             raise ValueError(
-                f"replay_buffer_class={kwargs['replay_buffer_class'].__name__} is not allowed: MultiReenGAGE "
+                f"replay_buffer_class={buffer_class.__name__} is not allowed: MultiReenGAGE "
                 f"learns all goals at once and uses the plain replay buffer (leave it None)"
             )
         super().__init__(
