@@ -62,6 +62,10 @@ class BenchConfig:
     """PBT members per seed (0 skips the PBT arm)."""
     pbt_perturbations: int = 3
     """PBT exploit/explore rounds (each member trains budget / (perturbations + 1) per interval)."""
+    overhead_repeats: int = 0
+    """Extra timing-only runs: alternate scratch / generalist / experts this many times."""
+    overhead_budget: int = 16384
+    """Env steps of each timing-only run (no evaluation during it)."""
     output: Path | None = None
     """Where to write the JSON results."""
     teacher_dir: Path = Path("runs/kickstart_bench_teachers")
@@ -110,6 +114,7 @@ class Curve(BaseCallback):
         self.every = every
         self.points: list[tuple[int, float]] = []
         self.eval_seconds = 0.0
+        self.eval_cpu_seconds = 0.0
         self._next = every
 
     def _on_step(self) -> bool:
@@ -117,10 +122,11 @@ class Curve(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         if self.num_timesteps >= self._next:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             self.points.append((self.num_timesteps, float(evaluate(self.model, GOALS).mean())))
             self._next += self.every
             self.eval_seconds += time.perf_counter() - start
+            self.eval_cpu_seconds += time.process_time() - start_cpu
 
 
 def train_expert(index: int, cap: int, directory: Path, reuse: bool) -> tuple[str, float]:
@@ -143,7 +149,9 @@ def train_expert(index: int, cap: int, directory: Path, reuse: bool) -> tuple[st
     return str(path), score
 
 
-def run_student(arm: str, seed: int, config: BenchConfig, teacher) -> dict:
+def run_student(
+    arm: str, seed: int, config: BenchConfig, teacher, budget: int | None = None, every: int | None = None
+) -> dict:
     env = make_env(GOALS, seed=seed)
     if teacher is None:
         model = PPO("MlpPolicy", env, **ppo_kwargs(seed))
@@ -151,10 +159,11 @@ def run_student(arm: str, seed: int, config: BenchConfig, teacher) -> dict:
         model = KickstartedPPO(
             "MlpPolicy", env, teacher=teacher, kickstart_coef=config.kickstart_coef, **ppo_kwargs(seed)
         )
-    curve = Curve(config.eval_every)
-    start = time.perf_counter()
-    model.learn(config.budget, callback=curve)
+    curve = Curve(every or config.eval_every)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model.learn(budget or config.budget, callback=curve)
     seconds = time.perf_counter() - start - curve.eval_seconds
+    cpu_seconds = time.process_time() - start_cpu - curve.eval_cpu_seconds
     final = float(evaluate(model, GOALS).mean())
     return {
         "arm": arm,
@@ -162,6 +171,7 @@ def run_student(arm: str, seed: int, config: BenchConfig, teacher) -> dict:
         "curve": curve.points,
         "final": final,
         "train_seconds": seconds,
+        "train_cpu_seconds": cpu_seconds,
         "steps": model.num_timesteps,
     }
 
@@ -216,7 +226,9 @@ def main(config: BenchConfig) -> None:
             runs.append(run_pbt_arm(seed, config, experts))
             print(f"pbt        seed {seed}: final {runs[-1]['final']:.2f}", flush=True)
 
-    summary = summarise(runs, float(np.mean(expert_scores)), generalist_score)
+    summary = summarise(runs, float(np.mean(expert_scores)), generalist_score) if runs else {}
+    if config.overhead_repeats:
+        summary["overhead"] = measure_overhead(config, experts, str(generalist_path))
     print(json.dumps(summary, indent=2))
     if config.output is not None:
         payload = {
@@ -274,18 +286,46 @@ def run_pbt_arm(seed: int, config: BenchConfig, experts: dict[int, str]) -> dict
     }
 
 
+def measure_overhead(config: BenchConfig, experts: dict[int, str], generalist_path: str) -> dict:
+    """Alternate the arms on the same seed; median ratio of time per env step to plain PPO."""
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for repeat in range(config.overhead_repeats):
+        timings = {}
+        for arm, teacher in (("scratch", None), ("generalist", generalist_path), ("experts", experts)):
+            run = run_student(arm, 0, config, teacher, budget=config.overhead_budget, every=10**9)
+            timings[arm] = (run["train_seconds"] / run["steps"], run["train_cpu_seconds"] / run["steps"])
+        for arm in ("generalist", "experts"):
+            entry = ratios.setdefault(arm, {"wall": [], "cpu": []})
+            entry["wall"].append(timings[arm][0] / timings["scratch"][0])
+            entry["cpu"].append(timings[arm][1] / timings["scratch"][1])
+        print(f"overhead repeat {repeat}: {timings}", flush=True)
+    return {
+        arm: {
+            kind: {"median": float(np.median(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+            for kind, v in entry.items()
+        }
+        for arm, entry in ratios.items()
+    }
+
+
 def summarise(runs: list[dict], expert_score: float, generalist_score: float) -> dict:
     by_arm: dict[str, list[dict]] = {}
     for run in runs:
         by_arm.setdefault(run["arm"], []).append(run)
     scratch_final = {run["seed"]: run["final"] for run in by_arm["scratch"]}
     scratch_speed = {run["seed"]: run["train_seconds"] / run["steps"] for run in by_arm["scratch"]}
+    scratch_cpu = {run["seed"]: run["train_cpu_seconds"] / run["steps"] for run in by_arm["scratch"]}
     summary = {"expert_mean_return": expert_score, "generalist_return": generalist_score}
     for arm, arm_runs in by_arm.items():
         finals = [run["final"] for run in arm_runs]
         reach = [steps_to(run["curve"], scratch_final[run["seed"]]) for run in arm_runs]
         speedups = [run["steps"] / s if s else None for run, s in zip(arm_runs, reach)]
         overhead = [(run["train_seconds"] / run["steps"]) / scratch_speed[run["seed"]] for run in arm_runs]
+        cpu_overhead = [
+            (run["train_cpu_seconds"] / run["steps"]) / scratch_cpu[run["seed"]]
+            for run in arm_runs
+            if "train_cpu_seconds" in run
+        ]
         teacher_score = generalist_score if arm == "generalist" else expert_score
         summary[arm] = {
             "final_mean": float(np.mean(finals)),
@@ -295,6 +335,7 @@ def summarise(runs: list[dict], expert_score: float, generalist_score: float) ->
             "final_over_teacher": float(np.mean(finals) / teacher_score) if arm != "scratch" else None,
             "wall_per_step_over_scratch_mean": float(np.mean(overhead)),
             "wall_per_step_over_scratch_std": float(np.std(overhead)),
+            "cpu_per_step_over_scratch_mean": float(np.mean(cpu_overhead)) if cpu_overhead else None,
         }
     return summary
 

@@ -212,8 +212,10 @@ class KickstartMixin:
     """What every kickstarted agent adds to its SB3 algorithm.
 
     The host class calls :meth:`_init_kickstart` before ``super().__init__`` (so that loading a
-    teacher from disk does not consume the seeded random streams), :meth:`_kickstart_setup`
-    around ``super()._setup_model()``, and :meth:`_kickstart_term` inside its train loop.
+    teacher from disk does not consume the seeded random streams), :meth:`_kickstart_before_setup`
+    and :meth:`_kickstart_after_setup` around ``super()._setup_model()``, and, in ``train()``,
+    wraps its loop in :meth:`_kickstart_update` and adds :meth:`_kickstart_term` to each
+    minibatch's loss before the single ``backward()``.
     """
 
     #: evaluate the teachers once per update on the whole rollout (False: per minibatch).
