@@ -446,7 +446,9 @@ class KickstartMixin:
                     f"kickstart_coef{'' if key is None else f'[{key}]'} evaluated to {value}; must be >= 0"
                 )
         self._kickstart_stats = {}
-        self._kickstart_sums: dict[int | None, list[th.Tensor]] = {}
+        # (keys, tensor (3, len(keys) + 1)): sums of divergence, agreement and count per teacher;
+        # the last column collects samples without a teacher and is never logged.
+        self._kickstart_sums: tuple[list[int | None], th.Tensor] | None = None
         self._teacher_cache: _TeacherCache | None = None
         active = {key: value for key, value in coefficients.items() if value > 0 and key in self._teachers}
         if active and self._cache_teachers:
@@ -501,7 +503,7 @@ class KickstartMixin:
         keys = list(active)
         if self._is_multi_teacher:
             tasks = flat(buffer.task_indices).reshape(-1)
-            slots = th.full((size,), -1, dtype=th.long, device=self.device)
+            slots = th.full((size,), len(active), dtype=th.long, device=self.device)
             for slot, key in enumerate(keys):
                 slots[tasks == key] = slot
         else:
@@ -574,23 +576,14 @@ class KickstartMixin:
     def _accumulate_stats(
         self, keys: list[int | None], slots: th.Tensor, divergence: th.Tensor, agreement: th.Tensor
     ) -> None:
-        if not hasattr(self, "_kickstart_sums"):
-            self._kickstart_sums = {}
-        present = slots >= 0
-        slots, divergence, agreement = slots[present], divergence[present], agreement[present].float()
-        size = len(keys)
-        sums = th.stack(
-            [
-                th.zeros(size, device=divergence.device).index_add_(0, slots, divergence),
-                th.zeros(size, device=divergence.device).index_add_(0, slots, agreement),
-                th.zeros(size, device=divergence.device).index_add_(0, slots, th.ones_like(divergence)),
-            ]
-        )
-        for slot, key in enumerate(keys):
-            if key in self._kickstart_sums:
-                self._kickstart_sums[key] = self._kickstart_sums[key] + sums[:, slot]
-            else:
-                self._kickstart_sums[key] = sums[:, slot]
+        # A few tensor ops per minibatch and no host sync: the update stays as fast as plain PPO's.
+        values = th.stack([divergence, agreement.to(divergence.dtype), th.ones_like(divergence)])
+        sums = th.zeros((3, len(keys) + 1), dtype=divergence.dtype, device=divergence.device)
+        sums.index_add_(1, slots, values)
+        previous = getattr(self, "_kickstart_sums", None)
+        if previous is not None and previous[0] == keys:
+            sums = sums + previous[1]
+        self._kickstart_sums = (keys, sums)
 
     def _kickstart_term_uncached(
         self,
@@ -635,16 +628,16 @@ class KickstartMixin:
     def _kickstart_log(self, coefficients: dict[int | None, float]) -> None:
         for key, value in coefficients.items():
             self.logger.record("train/kickstart_coef" + ("" if key is None else f"/task_{key}"), value)
-        sums = getattr(self, "_kickstart_sums", {})
-        if not sums:
+        accumulated = getattr(self, "_kickstart_sums", None)
+        if accumulated is None:
             return
-        # One device -> host copy per update.
-        table = th.stack(list(sums.values())).cpu().numpy()
-        for key, (divergence, agreement, count) in zip(sums, table):
+        keys, sums = accumulated
+        table = sums[:, : len(keys)].cpu().numpy()  # one device -> host copy per update
+        for key, (divergence, agreement, count) in zip(keys, table.T):
             if count > 0 and key is not None:
                 self.logger.record(f"train/kickstart_loss/task_{key}", float(divergence / count))
                 self.logger.record(f"train/teacher_agreement/task_{key}", float(agreement / count))
-        total = table.sum(axis=0)
+        total = table.sum(axis=1)
         if total[2] > 0:
             self.logger.record("train/kickstart_loss", float(total[0] / total[2]))
             self.logger.record("train/teacher_agreement", float(total[1] / total[2]))
