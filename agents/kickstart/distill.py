@@ -205,7 +205,12 @@ class _TeacherCache(NamedTuple):
     keys: list[int | None]
     parameters: list[th.Tensor]
     weights: th.Tensor  # λ of the sample's teacher, 0 without one
-    slots: th.Tensor  # position of the sample's teacher in ``keys``, -1 without one
+    slots: th.Tensor  # position of the sample's teacher in ``keys``, len(keys) without one
+    # Categorical only, precomputed so each minibatch does the least work: the teacher's
+    # probabilities per action dimension, its entropy (summed) and its preferred actions.
+    probabilities: list[th.Tensor] | None = None
+    entropy: th.Tensor | None = None
+    modes: th.Tensor | None = None
 
 
 class KickstartMixin:
@@ -535,7 +540,13 @@ class KickstartMixin:
                     for target, value in zip(parameters, teacher_parameters):
                         target[part] = value
         assert parameters is not None
-        return _TeacherCache(kind, keys, parameters, weights, slots)
+        if kind != "categorical":
+            return _TeacherCache(kind, keys, parameters, weights, slots)
+        log_probabilities = [th.log_softmax(p, dim=-1) for p in parameters]
+        probabilities = [p.exp() for p in log_probabilities]
+        entropy = -sum(th.special.xlogy(p, p).sum(-1) for p in probabilities)
+        modes = th.stack([p.argmax(-1) for p in parameters], dim=-1)
+        return _TeacherCache(kind, keys, parameters, weights, slots, probabilities, entropy, modes)
 
     def _kickstart_term(
         self,
@@ -562,13 +573,26 @@ class KickstartMixin:
         batch_inds = getattr(self, "_kickstart_batch_inds", None)
         if cache is not None and batch_inds is not None and sample_mask is None:
             rows = th.as_tensor(batch_inds, device=cache.weights.device)
-            teacher_parameters = [p[rows] for p in cache.parameters]
-            divergence = kickstart_divergence(
-                cache.kind, teacher_parameters, student_parameters, self.kickstart_loss
-            )
+            if cache.probabilities is not None and cache.modes is not None:
+                # torch's Categorical keeps normalised logits: they are the student's log-probabilities.
+                divergence = -sum(
+                    (teacher[rows] * student).sum(-1)
+                    for teacher, student in zip(cache.probabilities, student_parameters)
+                )
+                if self.kickstart_loss == "kl" and cache.entropy is not None:
+                    divergence = divergence - cache.entropy[rows]
+                with th.no_grad():
+                    student_modes = th.stack([p.argmax(-1) for p in student_parameters], dim=-1)
+                    agreement = (student_modes == cache.modes[rows]).all(-1)
+            else:
+                teacher_parameters = [p[rows] for p in cache.parameters]
+                divergence = kickstart_divergence(
+                    cache.kind, teacher_parameters, student_parameters, self.kickstart_loss
+                )
+                with th.no_grad():
+                    agreement = teacher_agreement(cache.kind, teacher_parameters, student_parameters)
             weights = cache.weights[rows]
             with th.no_grad():
-                agreement = teacher_agreement(cache.kind, teacher_parameters, student_parameters)
                 self._accumulate_stats(cache.keys, cache.slots[rows], divergence.detach(), agreement)
             return (weights * divergence).sum() / divergence.shape[0]
         return self._kickstart_term_uncached(active, rollout_data, student_parameters, sample_mask)
