@@ -214,3 +214,30 @@ def test_watermaze_pixels_end_to_end(tmp_path):
     assert type(agent.policy.observation_encoder).__name__ == "_CNNEncoder"
     result = evaluate_in_context(agent, env_id, split="test", n_tasks=2, episodes=1)
     assert result.returns.shape == (2, 1)
+
+
+def test_in_context_evaluation_feeds_exactly_the_recorded_history(room_dataset):
+    # The vector env autoresets on the step after an episode ends (NEXT_STEP); that step must
+    # not enter the context. Re-running the recorded history through the banded full forward
+    # must give back every action the cached evaluation chose.
+    from zoo.agents.ad.evaluation import _InContextPolicy
+    from zoo.agents.ad.sources import make_task_vector_env, run_vectorised
+
+    agent = AlgorithmDistillation(
+        room_dataset, context_length=30, n_layers=2, n_heads=2, embed_dim=16, seed=3
+    )
+    agent.policy.eval()
+    tasks = zoo.envs.tasks(ROOM, "all", size=3)
+    env = make_task_vector_env(ROOM, tasks, {"size": 3})
+    histories = run_vectorised(env, _InContextPolicy(agent, len(tasks), True, 1.0, 0), 4, 0, 20)
+    for history in histories:
+        assert len(history) == 80 and history.episodes == 4
+        previous_actions = np.concatenate(([5], history.actions[:-1]))
+        previous_rewards = np.concatenate(([0.0], history.rewards[:-1])).astype(np.float32)
+        with torch.no_grad():
+            logits = agent.policy(
+                torch.as_tensor(history.observations[None]),
+                torch.as_tensor(previous_actions[None]),
+                torch.as_tensor(previous_rewards[None]),
+            )
+        np.testing.assert_array_equal(logits[0].argmax(-1).numpy(), history.actions)
