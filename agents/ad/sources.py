@@ -675,7 +675,8 @@ def collect_histories(
     :param split: task split used when ``tasks`` is None.
     :param env_kwargs: environment constructor arguments (e.g. ``{"size": 3}``).
     :param seed: base seed.
-    :param tasks_per_batch: tasks learned at once on one vector environment.
+    :param tasks_per_batch: tasks learned at once on one vector environment (numpy sources;
+        :class:`SB3Source` always learns one task per batch).
     :param on_task_written: called with the task index after each task is stored.
     :return: the loaded dataset.
     """
@@ -707,8 +708,11 @@ def collect_histories(
     }
     probe.close()
     writer = HistoryWriter(directory, header)
-    for batch, start in enumerate(range(0, len(tasks), tasks_per_batch)):
-        indices = list(range(start, min(start + tasks_per_batch, len(tasks))))
+    # Sources that learn one task at a time gain nothing from batches; one task per batch makes
+    # their collection resumable task by task.
+    batch_size = tasks_per_batch if isinstance(source, VectorisedSource) else 1
+    for batch, start in enumerate(range(0, len(tasks), batch_size)):
+        indices = list(range(start, min(start + batch_size, len(tasks))))
         missing = [index for index in indices if index not in writer.completed]
         if not missing:
             continue
