@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+#: The organisation the local Hub fixture uses for pushes and teacher repos.
+HUB_ORG = "zoo-test"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,3 +34,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def hub_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A local HF-compatible Hub on 127.0.0.1 and a fresh huggingface_hub cache, set through env variables.
+
+    The real ``huggingface_hub`` client talks to it (``tests/hub_server.py``).
+    """
+    from hub_server import HubServer
+    from huggingface_hub import constants
+
+    server = HubServer(tmp_path / "hub-store").start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("ZOO_HUB_ORG", HUB_ORG)
+    monkeypatch.setenv("ZOO_TEACHER_ORG", HUB_ORG)
+    yield server
+    server.stop()

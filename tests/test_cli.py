@@ -146,3 +146,166 @@ def test_console_script_help_lists_subcommands() -> None:
     )
     for command in ("train", "enjoy", "push", "pull", "bench", "quickstart"):
         assert command in result.stdout
+
+
+TEACHERS = Path(__file__).resolve().parent.parent / "hub" / "teachers"
+ON_POLICY = ("--params", "n_envs:2", "n_steps:16", "batch_size:32")
+OFF_POLICY = ("--params", "learning_starts:40", "buffer_size:2000", "batch_size:32")
+#: --algo -> (env, budget, extra arguments). Maskable agents need an env with action masks, which no
+#: zoo env has; they are covered by tests/test_kickstart.py and tests/test_hub.py.
+SMOKE = {
+    "ppo": ("zoo/DarkRoom-v0", 64, ON_POLICY),
+    "a2c": ("zoo/DarkRoom-v0", 64, ON_POLICY[:2]),
+    "trpo": ("zoo/DarkRoom-v0", 64, ON_POLICY),
+    "recurrent_ppo": ("zoo/DarkRoom-v0", 64, ON_POLICY),
+    "dqn": ("zoo/DarkRoom-v0", 80, OFF_POLICY),
+    "qrdqn": ("zoo/DarkRoom-v0", 80, OFF_POLICY),
+    "ddpg": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "td3": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "sac": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "tqc": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "reengage_ddpg": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "reengage_td3": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "reengage_sac": ("zoo/ContinuousSeek-d5-v0", 80, OFF_POLICY),
+    "reengage_dqn": ("zoo/BitFlip-v0", 80, OFF_POLICY),
+    "multi_reengage": ("zoo/DriveSeek-v0", 80, OFF_POLICY),
+    "kickstarted_ppo": (
+        "zoo/DarkRoom-v0",
+        64,
+        (*ON_POLICY, "--teacher", str(TEACHERS / "zoo-DarkRoom-v0" / "1-7"), "--env-kwargs", "task:[1,7]"),
+    ),
+    "kickstarted_a2c": (
+        "zoo/DarkRoom-v0",
+        64,
+        (
+            *ON_POLICY[:2],
+            "--teacher",
+            str(TEACHERS / "zoo-DarkRoom-v0" / "1-7"),
+            "--env-kwargs",
+            "task:[1,7]",
+        ),
+    ),
+    "kickstarted_recurrent_ppo": (
+        "zoo/DarkRoom-v0",
+        64,
+        (*ON_POLICY, "--teacher", str(TEACHERS / "zoo-DarkRoom-v0" / "1-7"), "--env-kwargs", "task:[1,7]"),
+    ),
+}
+
+
+def test_smoke_table_covers_every_algo_but_the_maskable_ones() -> None:
+    from zoo.algos import ALGOS
+
+    assert set(ALGOS) - set(SMOKE) == {"maskable_ppo", "kickstarted_maskable_ppo"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", sorted(SMOKE))
+def test_train_every_algo_writes_run_folder(tmp_path: Path, algo: str) -> None:
+    env, steps, extra = SMOKE[algo]
+    run_zoo(*train_args(tmp_path, algo, env, steps, *extra))
+    run = only_run_folder(tmp_path, algo, env)
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert (run / "model" / "model.safetensors").is_file()
+    results = json.loads((run / "results.json").read_text())
+    assert results["algo"] == algo and results["num_timesteps"] >= steps
+
+
+def test_kickstarted_teacher_with_wrong_spaces_is_refused_before_training(tmp_path: Path, capsys) -> None:
+    teacher = str(TEACHERS / "zoo-DarkRoomHard-v0" / "5-11")  # Discrete(289) observations
+    with pytest.raises(SystemExit):
+        run_zoo(
+            *train_args(tmp_path, "kickstarted_ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "--teacher", teacher)
+        )
+    error = capsys.readouterr().err
+    assert "Discrete(289)" in error and "Discrete(81)" in error
+    assert not list((tmp_path / "logs").rglob("model.zip"))
+
+
+def test_enjoy_prints_returns_and_writes_video(tmp_path: Path, capsys) -> None:
+    import imageio.v3 as iio
+
+    run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY))
+    video = tmp_path / "enjoy.mp4"
+    run_zoo(
+        "enjoy", "--algo", "ppo", "--env", "zoo/DarkRoom-v0", "--log-folder", str(tmp_path / "logs"),
+        "--episodes", "2", "--video", str(video), "--video-steps", "20", "--device", "cpu",
+    )  # fmt: skip
+    assert "Episode returns:" in capsys.readouterr().out
+    frame = iio.imread(video, index=0)
+    assert frame.ndim == 3 and frame.shape[2] == 3
+
+
+def test_push_then_pull_round_trip_through_local_hub(tmp_path: Path, hub_server, capsys) -> None:
+    from stable_baselines3 import PPO
+
+    run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY))
+    run_zoo(
+        "push", "--algo", "ppo", "--env", "zoo/DarkRoom-v0", "--log-folder", str(tmp_path / "logs"),
+        "--eval-episodes", "2", "--no-video",
+    )  # fmt: skip
+    assert "Pushed to zoo-test/ppo-zoo-DarkRoom-v0" in capsys.readouterr().out
+    run_zoo(
+        "pull",
+        "--repo",
+        "zoo-test/ppo-zoo-DarkRoom-v0",
+        "--output",
+        str(tmp_path / "pulled"),
+        "--device",
+        "cpu",
+    )
+    from zoo.hub import load_agent
+
+    pulled = load_agent(tmp_path / "pulled" / "ppo-zoo-DarkRoom-v0", device="cpu")
+    trained = PPO.load(only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") / "model.zip", device="cpu")
+    observations = np.arange(81)
+    assert np.array_equal(
+        pulled.predict(observations, deterministic=True)[0],
+        trained.predict(observations, deterministic=True)[0],
+    )
+
+
+def test_ad_collect_train_eval_pipeline(tmp_path: Path, capsys) -> None:
+    dataset = tmp_path / "histories"
+    run_zoo("ad", "collect", "--env", "zoo/AdversarialBandit-v0", "--source", "ucb", "--episodes", "40",
+            "--output", str(dataset))  # fmt: skip
+    assert (dataset / "manifest.json").is_file()
+    model = tmp_path / "ad-model"
+    run_zoo("ad", "train", "--dataset", str(dataset), "--steps", "3", "--output", str(model),
+            "--context-length", "16", "--batch-size", "4", "--device", "cpu")  # fmt: skip
+    assert (model / "model.safetensors").is_file()
+    run_zoo("ad", "eval", "--model", str(model), "--env", "zoo/AdversarialBandit-v0", "--episodes", "5",
+            "--n-tasks", "3", "--plot", str(tmp_path / "curve.png"), "--device", "cpu")  # fmt: skip
+    out = capsys.readouterr().out
+    assert "episode   5: return" in out
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_ad_eval_on_another_env_is_refused(tmp_path: Path, capsys) -> None:
+    dataset = tmp_path / "histories"
+    run_zoo("ad", "collect", "--env", "zoo/AdversarialBandit-v0", "--source", "thompson", "--episodes", "20",
+            "--output", str(dataset))  # fmt: skip
+    model = tmp_path / "ad-model"
+    run_zoo("ad", "train", "--dataset", str(dataset), "--steps", "1", "--output", str(model),
+            "--context-length", "8", "--batch-size", "2", "--device", "cpu")  # fmt: skip
+    with pytest.raises(SystemExit):
+        run_zoo("ad", "eval", "--model", str(model), "--env", "zoo/DarkRoom-v0", "--device", "cpu")
+    assert "zoo/AdversarialBandit-v0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quickstart_fast_runs_and_reports(tmp_path: Path, capsys) -> None:
+    run_zoo("quickstart", "--fast", "--output", str(tmp_path / "qs"), "--device", "cpu")
+    out = capsys.readouterr().out
+    run = tmp_path / "qs" / "run_1"
+    assert str(run) in out
+    for name in ("results.json", "kickstart_curves.png", "ad_in_context.png", "replay.mp4"):
+        assert (run / name).is_file(), name
+    results = json.loads((run / "results.json").read_text())
+    assert (
+        results["teacher"]["source"] == "bundled"
+        and results["teacher"]["return"] == results["optimal_return"]
+    )
+    assert set(results["kickstart"]) == {"PPO from scratch", "Kickstarted PPO"}
+    assert len(results["algorithm_distillation"]["trained"]["mean"]) == 3

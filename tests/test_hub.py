@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from hub_server import HubServer
+from conftest import HUB_ORG as ORG
 from huggingface_hub import HfApi, ModelCard, constants
 from sb3_contrib import QRDQN, TQC, TRPO, MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
@@ -23,24 +23,6 @@ import zoo.envs  # noqa: F401  (registers zoo/ ids)
 from zoo import hub
 from zoo.hub.card import generate_model_card
 from zoo.hub.serialization import resolve_class, space_from_json, space_to_json
-
-ORG = "zoo-test"
-
-
-@pytest.fixture
-def hub_server(tmp_path, monkeypatch):
-    """A fresh Hub and a fresh huggingface_hub cache for each test, set through the env variables."""
-    server = HubServer(tmp_path / "hub-store").start()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("ZOO_HUB_ORG", ORG)
-    monkeypatch.setenv("ZOO_TEACHER_ORG", ORG)
-    yield server
-    server.stop()
 
 
 def _cache_root(tmp_path: Path) -> Path:
