@@ -137,6 +137,8 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
         learning_rate=args.learning_rate,
         warmup_steps=args.warmup_steps,
         subsample=args.subsample,
+        dropout=args.dropout,
+        attention_dropout=args.attention_dropout,
         device=args.device,
     )
 
@@ -158,7 +160,7 @@ def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
     train_tasks = zoo.envs.tasks(env_id, "train", **env_kwargs)
     if args.train_tasks:
         train_tasks = train_tasks[: args.train_tasks]
-    name = env_id.split("/")[1]
+    name = env_id.split("/")[1] + (f"-size{env_kwargs['size']}" if "size" in env_kwargs else "")
     results: list[InContextResult] = []
     timings: dict = {}
     for seed in range(args.seeds):
@@ -334,10 +336,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--attention-dropout", type=float, default=0.5)
     parser.add_argument("--subsample", type=int, default=1)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--eval-episodes", type=int, default=None)
     parser.add_argument("--source-eval-episodes", type=int, default=None)
+    parser.add_argument("--size", type=int, default=0, help="grid side length (0: the registered default)")
     parser.add_argument("--methods", nargs="+", default=["AD", "ED", "source", "RL2"])
     parser.add_argument("--rl2-steps", type=int, default=0, help="RecurrentPPO steps for RL² (0 skips it)")
     parser.add_argument("--marks", type=int, nargs="+", default=[1, 2, 5, 10, 20])
@@ -363,14 +368,14 @@ def main() -> None:
     if args.experiment == "speed":
         result = speed(args)
     elif args.experiment == "darkroom":
-        result = grid(args, "zoo/DarkRoom-v0", {})
+        result = grid(args, "zoo/DarkRoom-v0", {"size": args.size} if args.size else {})
     elif args.experiment == "keydoor":
-        result = grid(args, "zoo/DarkKeyToDoor-v0", {})
+        result = grid(args, "zoo/DarkKeyToDoor-v0", {"size": args.size} if args.size else {})
     else:
         result = bandit(args)
     result["wall_s"] = time.perf_counter() - started
     result["args"] = vars(args)
-    path = Path(args.out) / f"{args.experiment}.json"
+    path = Path(args.out) / f"{args.experiment}{args.size or ''}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {path} in {result['wall_s']:.0f} s")
 
