@@ -35,6 +35,13 @@ _CUES: tuple[tuple[float, float, tuple[int, int, int], float, float], ...] = (
 )
 
 
+def _pack(colours: np.ndarray) -> np.ndarray:
+    """Pack uint8 RGB colours (..., 3) into uint32 values whose bytes in memory are R, G, B, 0."""
+    padded = np.zeros((*colours.shape[:-1], 4), np.uint8)
+    padded[..., :3] = colours
+    return padded.view(np.uint32)[..., 0]
+
+
 def _task_list(count: int, radius: float, seed: int) -> list[Task]:
     rng = np.random.default_rng(seed)
     distance = radius * np.sqrt(rng.uniform(0.0, 1.0, count))
@@ -186,9 +193,8 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         floor_shade = np.linspace(0.45, 1.0, self.height - int(horizon))[:, None]
         sky = sky_shade * np.array([150.0, 190.0, 235.0])
         floor = floor_shade * np.array([40.0, 110.0, 150.0])
-        self._background = np.repeat(np.concatenate([sky, floor])[:, None, :], self.width, axis=1).astype(
-            np.uint8
-        )
+        background = np.repeat(np.concatenate([sky, floor])[:, None, :], self.width, axis=1).astype(np.uint8)
+        self._background = _pack(background)
         # Colour lookup by wall angle at 0.5 degree resolution: base wall with faint vertical
         # stripes every 15 degrees (motion parallax), plus the cue colour and band per angle.
         bins = 720
@@ -222,10 +228,11 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         band = self._cue_band[bins]
         on_cue = on_wall & (height_fraction >= band[:, 0]) & (height_fraction < band[:, 1])
         shade = (1.0 / (1.0 + 0.35 * distance))[:, None]
-        wall = (self._wall_colour[bins] * shade).astype(np.uint8)
-        cue = (self._cue_colour[bins] * (0.4 + 0.6 * shade)).astype(np.uint8)
-        frame = np.where(on_wall[:, :, None], wall[None, :, :], self._background)
-        return np.where(on_cue[:, :, None], cue[None, :, :], frame)
+        wall = _pack((self._wall_colour[bins] * shade).astype(np.uint8))
+        cue = _pack((self._cue_colour[bins] * (0.4 + 0.6 * shade)).astype(np.uint8))
+        # Selecting whole pixels packed as uint32 is several times faster than per channel.
+        packed = np.where(on_cue, cue, np.where(on_wall, wall, self._background))
+        return np.ascontiguousarray(packed.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3])
 
     def render(self) -> np.ndarray | None:
         """Return the current first-person frame.
