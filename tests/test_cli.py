@@ -177,13 +177,7 @@ SMOKE = {
     "kickstarted_a2c": (
         "zoo/DarkRoom-v0",
         64,
-        (
-            *ON_POLICY[:2],
-            "--teacher",
-            str(TEACHERS / "zoo-DarkRoom-v0" / "1-7"),
-            "--env-kwargs",
-            "task:[1,7]",
-        ),
+        (*ON_POLICY[:2], "--teacher", "bundled", "--env-kwargs", "task:[1,7]"),
     ),
     "kickstarted_recurrent_ppo": (
         "zoo/DarkRoom-v0",

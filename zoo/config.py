@@ -17,7 +17,7 @@ class TrainConfig:
     env: str
     """Environment id, e.g. zoo/DarkRoom-v0."""
     teacher: str | None = None
-    """Teacher for kickstarted algorithms: a saved model path or a Hub repo id."""
+    """Teacher for kickstarted algorithms: a saved model path, a Hub repo id, or "bundled" (the zoo's teacher for --env and its task)."""
     n_timesteps: Annotated[int | None, tyro.conf.arg(aliases=("-n",))] = None
     """Training budget in environment steps (default: the hyperparameter file's n_timesteps)."""
     seed: int = 0

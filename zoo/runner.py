@@ -147,7 +147,7 @@ def save_checkpoint(model: Any, folder: Path) -> None:
     atomic_write_text(folder / CHECKPOINT_STATE, json.dumps({"num_timesteps": int(model.num_timesteps)}))
 
 
-def _teacher_kwargs(config: TrainConfig) -> dict[str, Any]:
+def _teacher_kwargs(config: TrainConfig, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     if config.teacher is None:
         return {}
     if config.algo not in KICKSTARTED_ALGOS:
@@ -155,6 +155,11 @@ def _teacher_kwargs(config: TrainConfig) -> dict[str, Any]:
             f"--teacher is only taken by kickstarted algorithms ({', '.join(sorted(KICKSTARTED_ALGOS))}), "
             f"not by --algo {config.algo}"
         )
+    if config.teacher == "bundled":
+        from zoo.hub import load_teacher
+
+        # The zoo's pretrained teacher for this env and the task given with --env-kwargs task:[…].
+        return {"teacher": load_teacher(config.env, task=env_kwargs.get("task"), device="cpu")}
     return {"teacher": config.teacher}
 
 
@@ -192,7 +197,7 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             f"allowed: {', '.join(sorted(allowed))}"
         )
     agent_kwargs = _resolve_special_values(hyperparams)
-    agent_kwargs.update(_teacher_kwargs(config))
+    agent_kwargs.update(_teacher_kwargs(config, env_kwargs))
 
     resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
     env = make_training_env(config.env, n_envs, config.seed, vec_env, env_kwargs)
