@@ -80,7 +80,7 @@ class PBTConfig:
     population_size: int = 4
     """Number of members."""
     perturbations: int = 4
-    """Number of exploit/explore rounds; every member trains ``perturbations + 1`` intervals."""
+    """Number of exploit/explore rounds; the run lasts ``perturbations + 1`` intervals of training."""
     steps_per_interval: int = 4096
     """Env steps each member trains between two reports."""
     eval_episodes: int = 8
@@ -150,7 +150,10 @@ class PBTResult:
     the first interval after an exploit, the donor (``restored_from_trial``,
     ``restored_from_iteration``) and the weights' fingerprint right after restoring."""
     lambda_schedules: dict[str, list[tuple[int, dict[str, float]]]]
-    """Per trial id: ``(num_timesteps at the end of the interval, {teacher key: λ})`` per interval."""
+    """Per trial id: ``(num_timesteps at the end of the interval, {teacher key: λ})`` per interval
+    the trial ran. λ is constant within an interval. A member that exploits a donor ahead of it
+    continues from the donor's step count; the intervals it skipped are in the donor's schedule
+    (``restored_from_trial`` / ``restored_from_iteration`` in ``histories``)."""
     storage_path: str
     """Where Tune wrote everything."""
 
