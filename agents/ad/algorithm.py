@@ -495,15 +495,24 @@ class AlgorithmDistillation:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``path/model.safetensors`` and ``path/config.json`` (no pickle), atomically.
+        """Write ``path/model.safetensors`` and ``path/config.json`` (no pickle).
 
-        :param path: target directory (replaced if it exists).
+        Each file is written to a temporary name in ``path`` and renamed into place; other files
+        in ``path`` (checkpoints, TensorBoard logs) are left alone.
+
+        :param path: target directory (created if missing).
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        path.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().cpu().contiguous() for key, value in self.policy.state_dict().items()}
-        save_file(state, str(temporary / WEIGHTS_NAME))
+        handle, temporary = tempfile.mkstemp(dir=path, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            save_file(state, temporary)
+            os.replace(temporary, path / WEIGHTS_NAME)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         config = {
             "algorithm": "AlgorithmDistillation",
             "model": self.config.to_dict(),
@@ -511,10 +520,7 @@ class AlgorithmDistillation:
             "hyperparameters": self._hyperparameters(),
             "num_steps": self.num_steps,
         }
-        _atomic_json(temporary / CONFIG_NAME, config)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
+        _atomic_json(path / CONFIG_NAME, config)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> AlgorithmDistillation:
