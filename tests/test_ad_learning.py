@@ -51,10 +51,13 @@ def test_bandit_ad_improves_in_context_on_held_out_tasks(tmp_path):
 
 def test_save_load_round_trip_predicts_the_same(room_dataset, tmp_path):
     agent = AlgorithmDistillation(room_dataset, context_length=30, **TINY).learn(3)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "notes.txt").write_text("kept")  # e.g. checkpoints or logs next to the model
     agent.save(tmp_path / "model")
     assert sorted(path.name for path in (tmp_path / "model").iterdir()) == [
         "config.json",
         "model.safetensors",
+        "notes.txt",
     ]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["metadata"]["env_id"] == ROOM and config["model"]["context_length"] == 30
