@@ -524,3 +524,30 @@ def test_teacher_follows_the_student_to_cuda():
     assert all(p.device.type == "cuda" for p in student.teachers[None].parameters())
     student.learn(64)
     assert math.isfinite(student.logger.name_to_value["train/kickstart_loss"])
+
+
+def test_teacher_by_hub_repo_id_through_the_local_hub(hub_server) -> None:
+    """``teacher="org/name"`` downloads the teacher with the real huggingface_hub client (no pickle)."""
+    from zoo.envs.sb3 import SB3VecEnv
+    from zoo.hub import load_teacher, push_to_hub
+
+    teacher = load_teacher("zoo/DarkRoom-v0", task=(1, 7), device="cpu")
+    push_to_hub(
+        teacher, "zoo-test/ppo-zoo-DarkRoom-v0", "zoo/DarkRoom-v0",
+        n_eval_episodes=1, env_kwargs={"task": (1, 7)}, record_replay=False,
+    )  # fmt: skip
+    env = SB3VecEnv(gym.make_vec("zoo/DarkRoom-v0", num_envs=2, tasks=[(1, 7), (1, 7)]))
+    student = KickstartedPPO(
+        "MlpPolicy", env, teacher="zoo-test/ppo-zoo-DarkRoom-v0", n_steps=16, batch_size=32, device="cpu"
+    )
+    (downloaded,) = student._teachers.values()
+    cells = np.arange(81)
+
+    def probabilities(policy) -> th.Tensor:
+        with th.no_grad():
+            return policy.get_distribution(policy.obs_to_tensor(cells)[0]).distribution.probs
+
+    assert th.equal(probabilities(downloaded), probabilities(teacher.policy))
+    assert all(not parameter.requires_grad for parameter in downloaded.parameters())
+    student.learn(32)
+    assert 0.0 <= student.logger.name_to_value["train/teacher_agreement"] <= 1.0
