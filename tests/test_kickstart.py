@@ -551,3 +551,30 @@ def test_teacher_by_hub_repo_id_through_the_local_hub(hub_server) -> None:
     assert all(not parameter.requires_grad for parameter in downloaded.parameters())
     student.learn(32)
     assert 0.0 <= student.logger.name_to_value["train/teacher_agreement"] <= 1.0
+
+
+def test_linear_coefficient_holds_when_the_budget_is_not_a_multiple_of_the_rollout() -> None:
+    """SB3's last rollout overshoots the budget (progress_remaining < 0): λ must end at 0, not below."""
+    from zoo.agents.common.schedules import coefficient_value, parse_schedule
+
+    schedule = parse_schedule("lin_2.0_0.0")
+    assert coefficient_value(schedule, -0.048, n_updates=10) == 0.0
+    assert coefficient_value(schedule, 1.0, n_updates=0) == 2.0
+    from zoo.hub import load_teacher
+
+    teacher = load_teacher("zoo/DarkRoom-v0", task=(1, 7), device="cpu")
+    from zoo.envs.sb3 import SB3VecEnv
+
+    env = SB3VecEnv(gym.make_vec("zoo/DarkRoom-v0", num_envs=2, tasks=[(1, 7), (1, 7)]))
+    student = KickstartedPPO(
+        "MlpPolicy",
+        env,
+        teacher=teacher,
+        kickstart_coef="lin_2.0_0.0",
+        n_steps=16,
+        batch_size=32,
+        device="cpu",
+    )
+    student.learn(40)  # 2 rollouts of 32 steps: the second ends past the budget
+    assert student.num_timesteps == 64
+    assert student.logger.name_to_value["train/kickstart_coef"] == 0.0

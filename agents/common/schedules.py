@@ -166,4 +166,6 @@ def coefficient_value(
     """
     if isinstance(schedule, ExponentialSchedule):
         return schedule.value_at_update(n_updates)
-    return float(schedule(progress_remaining))
+    # SB3 finishes the rollout in progress when learn()'s budget is not a multiple of the rollout
+    # size, so progress_remaining can dip just below 0 on the last update: clamp it.
+    return float(schedule(min(max(progress_remaining, 0.0), 1.0)))
