@@ -25,7 +25,7 @@ from zoo.config import QuickstartConfig
 from zoo.io import atomic_write_text
 
 ENV_ID = "zoo/DarkRoom-v0"
-TEACHER_TASK = (1, 7)
+TEACHER_TASK = (0, 8)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Budget:
 FULL = Budget(
     kickstart_steps=24_000,
     eval_every=1_024,
-    seeds=(0, 1),
+    seeds=(0, 1, 2),
     ad_history_episodes=120,
     ad_train_steps=800,
     ad_context=300,
