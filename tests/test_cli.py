@@ -303,3 +303,16 @@ def test_quickstart_fast_runs_and_reports(tmp_path: Path, capsys) -> None:
     )
     assert set(results["kickstart"]) == {"PPO from scratch", "Kickstarted PPO"}
     assert len(results["algorithm_distillation"]["trained"]["mean"]) == 3
+
+
+def test_bench_passes_the_scripts_own_flags_through(capfd) -> None:
+    run_zoo("bench", "env_throughput", "--help")  # the script's own argparse answers, exit code 0
+    out = capfd.readouterr().out
+    assert "usage: env_throughput.py" in out and "--quick" in out
+
+
+def test_bench_unknown_name_lists_the_benchmarks(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_zoo("bench", "throughput")
+    error = capsys.readouterr().err
+    assert "'throughput' is not a benchmark" in error and "env_throughput" in error

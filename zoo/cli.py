@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     _invocation[:] = ["zoo", *arguments]
-    config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=arguments, prog="zoo")
+    if len(arguments) >= 2 and arguments[0] == "bench" and not arguments[1].startswith("-"):
+        # Everything after the benchmark's name belongs to the script (its own --flags too).
+        config: Any = BenchConfig(name=arguments[1], args=arguments[2:])
+    else:
+        config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=arguments, prog="zoo")
     try:
         dispatch(config)
     except (ValueError, FileNotFoundError, ImportError) as error:
