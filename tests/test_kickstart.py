@@ -578,3 +578,56 @@ def test_linear_coefficient_holds_when_the_budget_is_not_a_multiple_of_the_rollo
     student.learn(40)  # 2 rollouts of 32 steps: the second ends past the budget
     assert student.num_timesteps == 64
     assert student.logger.name_to_value["train/kickstart_coef"] == 0.0
+
+
+def test_recurrent_teacher_runs_through_the_rollout_with_its_hidden_state() -> None:
+    """A recurrent (LSTM) teacher is evaluated in time order per sub-env, reset at episode starts."""
+    from sb3_contrib import RecurrentPPO
+
+    from zoo.envs.sb3 import SB3VecEnv
+    from zoo.hub import load_teacher
+
+    task = ((2, 2), (6, 6))
+    teacher = load_teacher("zoo/DarkKeyToDoor-v0", task=task, device="cpu")
+    assert isinstance(teacher, RecurrentPPO)
+    env = SB3VecEnv(gym.make_vec("zoo/DarkKeyToDoor-v0", num_envs=3, tasks=[task] * 3))
+    student = KickstartedPPO(
+        "MlpPolicy", env, teacher=teacher, n_steps=64, batch_size=64, device="cpu", seed=0
+    )
+    _, callback = student._setup_learn(64, None)
+    student.collect_rollouts(student.env, callback, student.rollout_buffer, n_rollout_steps=student.n_steps)
+    buffer = student.rollout_buffer
+    assert buffer.episode_starts[1:].any(), "the rollout should cross an episode boundary (50-step episodes)"
+    (logits,) = student._recurrent_teacher_parameters(None, student._teachers[None])
+
+    policy = teacher.policy
+    for env_index in range(3):
+        state = None
+        for step in range(64):
+            observation = th.as_tensor(buffer.observations[step, env_index : env_index + 1])
+            if state is None:
+                shape = policy.lstm_hidden_state_shape
+                state = (th.zeros(shape), th.zeros(shape))
+            start = th.as_tensor(buffer.episode_starts[step, env_index : env_index + 1], dtype=th.float32)
+            with th.no_grad():
+                distribution, state = policy.get_distribution(observation, state, start)
+            expected = distribution.distribution.logits[0]
+            assert th.allclose(logits[env_index * 64 + step], expected, atol=1e-5), (env_index, step)
+    # The hidden state is carried into the next rollout instead of restarting from zeros.
+    assert student._teacher_states[None][0].abs().sum() > 0
+    student.learn(64, reset_num_timesteps=False)
+    assert 0.0 <= student.logger.name_to_value["train/teacher_agreement"] <= 1.0
+
+
+def test_recurrent_student_refuses_a_recurrent_teacher() -> None:
+    from zoo.agents import KickstartedRecurrentPPO
+    from zoo.envs.sb3 import SB3VecEnv
+    from zoo.hub import load_teacher
+
+    task = ((2, 2), (6, 6))
+    teacher = load_teacher("zoo/DarkKeyToDoor-v0", task=task, device="cpu")
+    env = SB3VecEnv(gym.make_vec("zoo/DarkKeyToDoor-v0", num_envs=2, tasks=[task] * 2))
+    with pytest.raises(ValueError, match="does not support recurrent"):
+        KickstartedRecurrentPPO(
+            "MlpLstmPolicy", env, teacher=teacher, n_steps=16, batch_size=32, device="cpu"
+        )

@@ -86,11 +86,12 @@ def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> Ba
             f"teacher={teacher!r}: its policy ({type(policy).__name__}) has no action distribution "
             "(get_distribution); teachers must be actor-critic policies"
         )
-    if getattr(policy, "lstm_actor", None) is not None:
-        raise ValueError(
-            f"teacher={teacher!r}: recurrent teachers are not supported (they need hidden states)"
-        )
     return policy
+
+
+def is_recurrent_policy(policy: BasePolicy) -> bool:
+    """Whether ``policy`` carries a hidden state (sb3-contrib's recurrent policies)."""
+    return getattr(policy, "lstm_actor", None) is not None
 
 
 def freeze_policy(policy: BasePolicy, device: th.device | str) -> BasePolicy:

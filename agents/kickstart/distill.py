@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from zoo.agents.common.schedules import coefficient_value, parse_schedule
 from zoo.agents.common.type_aliases import CoefficientLike, TeacherSpec
-from zoo.agents.common.utils import check_teacher_spaces, freeze_policy, resolve_teacher
+from zoo.agents.common.utils import check_teacher_spaces, freeze_policy, is_recurrent_policy, resolve_teacher
 
 __all__ = [
     "KICKSTART_LOSSES",
@@ -259,6 +259,54 @@ class KickstartMixin:
         self.kickstart_coef = kickstart_coef
         self._kickstart_schedules = self._build_schedules(kickstart_coef, self._teachers)
         self._kickstart_stats: dict[str, float] = {}
+        # Hidden states of recurrent teachers, carried from one rollout to the next.
+        self._teacher_states: dict[int | None, Any] = {}
+
+    def _recurrent_teacher_parameters(self, key: int | None, teacher: BasePolicy) -> list[th.Tensor]:
+        """A recurrent teacher's distribution parameters over the rollout, flattened like the buffer.
+
+        The teacher runs through the rollout in time order on every sub-env, with its hidden state
+        reset where an episode starts and carried over from the previous rollout, so it acts on the
+        student's trajectory as it would have acting in the env itself.
+        """
+        buffer = self.rollout_buffer
+        steps, envs = buffer.buffer_size, buffer.n_envs
+
+        def time_major(array: np.ndarray) -> np.ndarray:
+            # Undo get()'s in-place flattening (env-major) if it has already happened.
+            if not buffer.generator_ready:
+                return array
+            return array.reshape(envs, steps, *array.shape[1:]).swapaxes(0, 1)
+
+        if isinstance(buffer.observations, dict):
+            observations: Any = {name: time_major(value) for name, value in buffer.observations.items()}
+        else:
+            observations = time_major(buffer.observations)
+        starts = time_major(buffer.episode_starts)
+        state = self._teacher_states.get(key)
+        if state is None:
+            shape = teacher.lstm_hidden_state_shape  # (layers, 1, hidden)
+            zeros = th.zeros((shape[0], envs, shape[2]), device=self.device)
+            state = (zeros, zeros.clone())
+        per_step: list[list[th.Tensor]] = []
+        for step in range(steps):
+            observation_tensor: Any = (
+                {name: th.as_tensor(value[step], device=self.device) for name, value in observations.items()}
+                if isinstance(observations, dict)
+                else th.as_tensor(observations[step], device=self.device)
+            )
+            distribution, state = teacher.get_distribution(
+                observation_tensor, state, th.as_tensor(starts[step], dtype=th.float32, device=self.device)
+            )
+            per_step.append(distribution_parameters(distribution))
+        self._teacher_states[key] = state
+        # (steps, envs, ...) -> (envs, steps, ...) -> (envs * steps, ...), the buffer's flat order.
+        return [
+            th.stack([parameters[index] for parameters in per_step])
+            .transpose(0, 1)
+            .reshape(steps * envs, *per_step[0][index].shape[1:])
+            for index in range(len(per_step[0]))
+        ]
 
     def _resolve_teachers(self, teacher: TeacherSpec | None) -> dict[int | None, BasePolicy]:
         if teacher is None:
@@ -279,8 +327,20 @@ class KickstartMixin:
                         "'task_index')"
                     )
                 resolved[int(key)] = resolve_teacher(value)
+            self._check_recurrent_teachers(resolved)
             return resolved
-        return {None: resolve_teacher(teacher)}
+        resolved_single = {None: resolve_teacher(teacher)}
+        self._check_recurrent_teachers(resolved_single)
+        return resolved_single
+
+    def _check_recurrent_teachers(self, teachers: Mapping[int | None, BasePolicy]) -> None:
+        # A recurrent teacher is run through each rollout in time order (see _recurrent_teacher_parameters);
+        # agents that evaluate teachers per padded minibatch sequence cannot do that.
+        if not self._cache_teachers and any(is_recurrent_policy(policy) for policy in teachers.values()):
+            raise ValueError(
+                f"teacher: {type(self).__name__} does not support recurrent (LSTM) teachers; use a "
+                "KickstartedPPO/A2C/MaskablePPO student, or a feed-forward teacher"
+            )
 
     @staticmethod
     def _build_schedules(
@@ -387,6 +447,8 @@ class KickstartMixin:
             _kind(self.action_space)
         was_multi = self._is_multi_teacher
         self._teachers = {key: freeze_policy(policy, self.device) for key, policy in teachers.items()}
+        self._check_recurrent_teachers(self._teachers)
+        self._teacher_states = {}
         self.kickstart_coef = coef
         self._kickstart_schedules = schedules
         if self._is_multi_teacher and not was_multi:
@@ -424,6 +486,7 @@ class KickstartMixin:
             "_kickstart_stats",
             "_kickstart_sums",
             "_teacher_cache",
+            "_teacher_states",
             "_kickstart_batch_inds",
         ]  # type: ignore[misc]
 
@@ -522,11 +585,18 @@ class KickstartMixin:
                 if rows.numel() == 0:
                     continue
                 weights[rows] = float(active[key])
+                teacher = self._teachers[key]
+                sequential = (
+                    self._recurrent_teacher_parameters(key, teacher) if is_recurrent_policy(teacher) else None
+                )
                 for begin in range(0, rows.numel(), chunk):
                     part = rows[begin : begin + chunk]
-                    teacher_parameters = distribution_parameters(
-                        self._teachers[key].get_distribution(_index_observations(observations, part))
-                    )
+                    if sequential is not None:
+                        teacher_parameters = [value[part] for value in sequential]
+                    else:
+                        teacher_parameters = distribution_parameters(
+                            teacher.get_distribution(_index_observations(observations, part))
+                        )
                     if masks is not None:
                         teacher_parameters = mask_parameters(teacher_parameters, masks[part])
                     if parameters is None:
