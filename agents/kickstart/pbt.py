@@ -281,6 +281,36 @@ def _member(config: dict[str, Any], spec: dict[str, Any]) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
+class _ResultRecorder:
+    """Keeps every result the Tune driver receives, per trial, for the members' histories.
+
+    A trial's ``metrics_dataframe`` can miss the result a member reported just before synch PBT
+    paused it (the result is processed, but not kept in the trial's progress file), so the
+    histories are taken from Tune's callback stream instead. A member restored from an earlier
+    checkpoint may report an iteration again: the later report is the one it followed.
+    """
+
+    @staticmethod
+    def create() -> Any:
+        from ray import tune
+
+        class Recorder(tune.Callback):
+            def __init__(self) -> None:
+                self._results: dict[str, dict[int, dict[str, Any]]] = {}
+
+            def on_trial_result(
+                self, iteration: int, trials: Any, trial: Any, result: dict, **info: Any
+            ) -> None:
+                if "iteration" in result:
+                    self._results.setdefault(str(trial.trial_id), {})[int(result["iteration"])] = dict(result)
+
+            def records(self, trial_id: str) -> list[dict[str, Any]]:
+                by_iteration = self._results.get(trial_id, {})
+                return [by_iteration[key] for key in sorted(by_iteration)]
+
+        return Recorder()
+
+
 def _teachers_to_paths(teacher: Any, directory: Path) -> Any:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.policies import BasePolicy
@@ -362,6 +392,7 @@ def run_pbt(config: PBTConfig) -> PBTResult:
             ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
         started_here = True
     try:
+        recorder = _ResultRecorder.create()
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_member, spec=spec), {"cpu": 1}),
             param_space={
@@ -378,6 +409,7 @@ def run_pbt(config: PBTConfig) -> PBTResult:
                 stop={"training_iteration": config.perturbations + 1},
                 verbose=config.verbose,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=config.perturbations + 2),
+                callbacks=[recorder],
             ),
         )
         results = tuner.fit()
@@ -391,9 +423,8 @@ def run_pbt(config: PBTConfig) -> PBTResult:
     for result in results:
         if result.error is not None:
             raise RuntimeError(f"a PBT member failed: {result.error}") from result.error
-        frame = result.metrics_dataframe
         trial_id = str(result.metrics.get("trial_id"))
-        records = frame.to_dict("records")
+        records = recorder.records(trial_id) or result.metrics_dataframe.to_dict("records")
         histories[trial_id] = records
         schedules[trial_id] = [
             (int(row["num_timesteps"]), {key: float(row[f"hp/{key}"]) for key in coef_keys})
