@@ -399,21 +399,39 @@ def decode_value(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file atomically (temporary file in the same directory, then ``os.replace``).
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write a file so that readers see the old content or the new, never half of it.
 
-    :param path: destination.
-    :param text: content, written as UTF-8.
+    A temporary file in the same directory is written, flushed to disk, then renamed over
+    ``path``; on any failure the temporary file is removed.
+
+    :param path: destination (its directory is created if missing).
+    :param data: content.
+    :return: the destination path.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write a text file atomically (see :func:`atomic_write_bytes`).
+
+    :param path: destination.
+    :param text: content, written as UTF-8.
+    :return: the destination path.
+    """
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from zoo.hub.serialization import atomic_write_text
+
 from .dataset import HistoryDataset
 from .model import KVCache, ModelConfig, TransformerPolicy
 
@@ -50,10 +52,7 @@ class InContextState:
 
 
 def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 class AlgorithmDistillation:

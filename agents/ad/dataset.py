@@ -30,6 +30,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from zoo.hub.serialization import atomic_write_text
+
 __all__ = [
     "ARRAY_NAMES",
     "MANIFEST_NAME",
@@ -129,16 +131,7 @@ class History:
 
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(json.dumps(data, separators=(",", ":")))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, separators=(",", ":")))
 
 
 def _atomic_write_array(path: Path, array: np.ndarray) -> None:
