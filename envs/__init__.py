@@ -12,7 +12,7 @@ from typing import Any, Literal
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, load_env_creator, register
 
-__all__ = ["ENV_IDS", "GOAL_ENV_IDS", "META_ENV_IDS", "register_envs", "tasks"]
+__all__ = ["ENV_IDS", "GOAL_ENV_IDS", "META_ENV_IDS", "register_envs", "task_from_json", "tasks"]
 
 Split = Literal["train", "test", "all"]
 
@@ -111,6 +111,16 @@ def _spec(env_id: str) -> EnvSpec:
         raise ValueError(
             f"env_id={env_id!r} is not a registered environment; zoo environments: {', '.join(ENV_IDS)}"
         ) from error
+
+
+def task_from_json(value: Any) -> Any:
+    """Turn a task read from JSON or YAML (nested lists) back into the tuples the environments use.
+
+    :param value: a task as stored, e.g. ``[[2, 2], [6, 6]]`` -> ``((2, 2), (6, 6))``.
+    """
+    if isinstance(value, list):
+        return tuple(task_from_json(item) for item in value)
+    return value
 
 
 def tasks(env_id: str, split: Split = "train", **env_kwargs: Any) -> list[Any]:

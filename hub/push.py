@@ -167,7 +167,9 @@ def make_repo_id(algo: str, env_id: str, org: str | None = None) -> str:
         raise ValueError(f"org={org!r}: pass org=... or set the {ORG_ENV_VAR} environment variable")
     if "/" in org:
         raise ValueError(f"org={org!r} must not contain '/'")
-    return f"{org}/{algo.lower()}-{env_id.replace('/', '-')}"
+    from zoo.hub.teachers import env_name
+
+    return f"{org}/{algo.lower()}-{env_name(env_id)}"
 
 
 def _check_repo_id(repo_id: str) -> None:

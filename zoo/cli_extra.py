@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 import tyro
 
+from zoo.envs import task_from_json
 from zoo.io import atomic_write_text
 from zoo.params import parse_params
 
@@ -134,10 +135,6 @@ def subcommands() -> dict[str, Any]:
     return {"ad": ad_commands, "pbt": PbtCommandConfig}
 
 
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(item) for item in value) if isinstance(value, list) else value
-
-
 def make_source(name: str, params: dict[str, Any]) -> Any:
     """The AD source called ``name`` with ``params``; an unknown parameter names the source's own."""
     from zoo.agents import ad
@@ -219,7 +216,7 @@ def run_pbt(config: PbtCommandConfig) -> None:
     from zoo.runner import check_env_id
 
     check_env_id(config.env)
-    env_kwargs = {key: _as_tuple(value) for key, value in parse_params(config.env_kwargs).items()}
+    env_kwargs = {key: task_from_json(value) for key, value in parse_params(config.env_kwargs).items()}
     teacher: Any = config.teacher
     if teacher is None:
         from zoo.hub import load_teacher

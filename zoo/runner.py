@@ -23,17 +23,14 @@ import numpy as np
 
 from zoo.algos import KICKSTARTED_ALGOS, algo_class, check_algo
 from zoo.config import EnjoyConfig, TrainConfig
+from zoo.envs import task_from_json
+from zoo.hub.teachers import env_name
 from zoo.io import atomic_save_model, atomic_write_text, atomic_write_yaml
 from zoo.params import RUNNER_KEYS, load_hyperparams, parse_params
 
 CHECKPOINT_MODEL = "last.zip"
 CHECKPOINT_BUFFER = "replay_buffer.pkl"
 CHECKPOINT_STATE = "state.json"
-
-
-def env_slug(env_id: str) -> str:
-    """``zoo/DarkRoom-v0`` -> ``zoo-DarkRoom-v0`` (file-system and Hub friendly)."""
-    return env_id.replace("/", "-")
 
 
 def check_env_id(env_id: str) -> str:
@@ -51,7 +48,7 @@ def check_env_id(env_id: str) -> str:
 def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
     """Existing run folders of ``algo`` on ``env_id``, oldest first."""
     root = Path(log_folder) / algo
-    pattern = re.compile(rf"^{re.escape(env_slug(env_id))}_(\d+)$")
+    pattern = re.compile(rf"^{re.escape(env_name(env_id))}_(\d+)$")
     found = [(int(m.group(1)), p) for p in root.glob("*") if p.is_dir() and (m := pattern.match(p.name))]
     return [path for _, path in sorted(found)]
 
@@ -112,7 +109,7 @@ def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwa
 def _new_run_folder(log_folder: str | Path, algo: str, env_id: str) -> Path:
     folders = run_folders(log_folder, algo, env_id)
     next_index = int(folders[-1].name.rsplit("_", 1)[1]) + 1 if folders else 1
-    path = Path(log_folder) / algo / f"{env_slug(env_id)}_{next_index}"
+    path = Path(log_folder) / algo / f"{env_name(env_id)}_{next_index}"
     path.mkdir(parents=True, exist_ok=False)
     return path
 
@@ -179,8 +176,8 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
     hyperparams.update(parse_params(config.params))
     env_kwargs = dict(hyperparams.pop("env_kwargs", None) or {})
     env_kwargs.update(parse_params(config.env_kwargs))
-    if "task" in env_kwargs and isinstance(env_kwargs["task"], list):
-        env_kwargs["task"] = _as_tuple(env_kwargs["task"])
+    if "task" in env_kwargs:
+        env_kwargs["task"] = task_from_json(env_kwargs["task"])
     n_timesteps = int(config.n_timesteps or hyperparams.pop("n_timesteps", 100_000))
     hyperparams.pop("n_timesteps", None)
     if n_timesteps < 1:
@@ -275,10 +272,6 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
     return run_dir
 
 
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(item) for item in value) if isinstance(value, list) else value
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
@@ -341,7 +334,7 @@ def enjoy(config: EnjoyConfig) -> dict[str, Any]:
             import yaml
 
             env_kwargs = {
-                k: _as_tuple(v) for k, v in (yaml.safe_load(env_kwargs_file.read_text()) or {}).items()
+                k: task_from_json(v) for k, v in (yaml.safe_load(env_kwargs_file.read_text()) or {}).items()
             }
     env = gym.make(config.env, **env_kwargs)
     returns = []

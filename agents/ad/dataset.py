@@ -30,6 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from zoo.envs import task_from_json
 from zoo.hub.serialization import atomic_write_text
 
 __all__ = [
@@ -46,16 +47,6 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "zoo-ad-histories"
 FORMAT_VERSION = 1
 ARRAY_NAMES: tuple[str, ...] = ("observations", "actions", "rewards", "dones")
-
-
-def task_from_json(value: Any) -> Any:
-    """Turn JSON lists back into the (nested) tuples the environments use as tasks.
-
-    :param value: a task as stored in the manifest.
-    """
-    if isinstance(value, list):
-        return tuple(task_from_json(item) for item in value)
-    return value
 
 
 def _task_to_json(value: Any) -> Any:

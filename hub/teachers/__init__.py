@@ -193,10 +193,9 @@ def default_task(env_id: str, bundle_root: str | os.PathLike[str] | None = None)
     except (ValueError, KeyError) as error:
         raise ValueError(f"the teacher index {index} is corrupt: {error}") from error
 
-    def as_tuple(value: Any) -> Any:
-        return tuple(as_tuple(item) for item in value) if isinstance(value, list) else value
+    from zoo.envs import task_from_json
 
-    return as_tuple(task)
+    return task_from_json(task)
 
 
 def _package_version() -> str:
