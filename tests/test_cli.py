@@ -316,3 +316,21 @@ def test_bench_unknown_name_lists_the_benchmarks(capsys) -> None:
         run_zoo("bench", "throughput")
     error = capsys.readouterr().err
     assert "'throughput' is not a benchmark" in error and "env_throughput" in error
+
+
+def test_enjoy_replays_the_latest_run_on_its_own_task(tmp_path: Path) -> None:
+    from zoo.config import EnjoyConfig
+    from zoo.runner import _run_env_kwargs
+
+    run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "--env-kwargs", "task:[1,7]"))
+    config = EnjoyConfig(algo="ppo", env="zoo/DarkRoom-v0", log_folder=str(tmp_path / "logs"))
+    assert _run_env_kwargs(config) == {"task": (1, 7)}
+
+
+def test_learning_rate_schedule_strings(tmp_path: Path, capsys) -> None:
+    run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "learning_rate:lin_1e-3"))
+    config = yaml.safe_load((only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") / "config.yml").read_text())
+    assert config["learning_rate"] == "lin_1e-3"
+    with pytest.raises(SystemExit):
+        run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "learning_rate:exp_1e-3_0.9"))
+    assert "exp_ schedules are for kickstart_coef" in capsys.readouterr().err

@@ -80,15 +80,12 @@ def optimal_return(goal: tuple[int, int], size: int = 9, horizon: int = 20) -> f
 
 
 def _greedy_return(model: Any, task: tuple[int, int]) -> float:
-    env = gym.make(ENV_ID, task=task)
-    obs, _ = env.reset(seed=0)
-    total, done = 0.0, False
-    while not done:
-        action, _ = model.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    return total
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    # Dark Room from its fixed centre start is deterministic: one greedy episode is the return.
+    mean_return, _ = evaluate_policy(model, Monitor(gym.make(ENV_ID, task=task)), n_eval_episodes=1)
+    return float(mean_return)
 
 
 def _train_student(

@@ -81,10 +81,16 @@ def _resolve_special_values(hyperparams: dict[str, Any]) -> dict[str, Any]:
         resolved["replay_buffer_class"] = HerReplayBuffer
     for key in ("learning_rate", "clip_range"):
         value = resolved.get(key)
-        if isinstance(value, str) and value.startswith("lin_"):
-            from stable_baselines3.common.utils import LinearSchedule
+        if isinstance(value, str):
+            from zoo.agents.common.schedules import ExponentialSchedule, parse_schedule
 
-            resolved[key] = LinearSchedule(float(value.removeprefix("lin_")), 0.0, 1.0)
+            # rl-baselines3-zoo's "lin_3e-4" (linear to 0) and the zoo's "lin_a_b" / constants.
+            schedule = parse_schedule(value, name=key)
+            if isinstance(schedule, ExponentialSchedule):
+                raise ValueError(
+                    f"{key}={value!r}: exp_ schedules are for kickstart_coef; use a number or lin_"
+                )
+            resolved[key] = schedule
     return resolved
 
 
@@ -309,47 +315,52 @@ def _load_checkpoint(
     return model
 
 
+def _run_folder_of(config: EnjoyConfig) -> Path:
+    return Path(config.run) if config.run else latest_run(config.log_folder, config.algo, config.env)
+
+
 def load_run_model(config: EnjoyConfig) -> Any:
     """The trained agent of a run folder (or Hub repo) for ``zoo enjoy``."""
     if config.repo is not None:
         from zoo.hub import load_from_hub
 
         return load_from_hub(config.repo, device=config.device)
-    run_dir = Path(config.run) if config.run else latest_run(config.log_folder, config.algo, config.env)
-    model_path = run_dir / "model.zip"
+    model_path = _run_folder_of(config) / "model.zip"
     if not model_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no model.zip; train it first with zoo train")
+        raise FileNotFoundError(f"{model_path.parent} has no model.zip; train it first with zoo train")
     return algo_class(config.algo).load(model_path, device=config.device)
+
+
+def _run_env_kwargs(config: EnjoyConfig) -> dict[str, Any]:
+    """The env arguments the run was trained with (``env_kwargs.yml``), e.g. its task."""
+    if config.repo is not None:
+        return {}
+    env_kwargs_file = _run_folder_of(config) / "env_kwargs.yml"
+    if not env_kwargs_file.is_file():
+        return {}
+    import yaml
+
+    stored = yaml.safe_load(env_kwargs_file.read_text()) or {}
+    return {key: task_from_json(value) for key, value in stored.items()}
 
 
 def enjoy(config: EnjoyConfig) -> dict[str, Any]:
     """Run the agent for a few episodes, print the returns, optionally record a video."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
     check_algo(config.algo)
     check_env_id(config.env)
     model = load_run_model(config)
-    env_kwargs: dict[str, Any] = {}
-    if config.run:
-        env_kwargs_file = Path(config.run) / "env_kwargs.yml"
-        if env_kwargs_file.is_file():
-            import yaml
-
-            env_kwargs = {
-                k: task_from_json(v) for k, v in (yaml.safe_load(env_kwargs_file.read_text()) or {}).items()
-            }
-    env = gym.make(config.env, **env_kwargs)
-    returns = []
-    for episode in range(config.episodes):
-        obs, _ = env.reset(seed=config.seed + episode)
-        state, episode_start, done, total = None, np.ones((1,), dtype=bool), False, 0.0
-        while not done:
-            action, state = model.predict(
-                obs, state=state, episode_start=episode_start, deterministic=config.deterministic
-            )
-            obs, reward, terminated, truncated, _ = env.step(action)
-            episode_start = np.zeros((1,), dtype=bool)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    env_kwargs = _run_env_kwargs(config)
+    env = make_vec_env(config.env, n_envs=1, seed=config.seed, env_kwargs=env_kwargs)
+    returns, _ = evaluate_policy(
+        model,
+        env,
+        n_eval_episodes=config.episodes,
+        deterministic=config.deterministic,
+        return_episode_rewards=True,
+    )
     env.close()
     summary: dict[str, Any] = {"returns": returns, "mean_return": float(np.mean(returns))}
     if config.video:
