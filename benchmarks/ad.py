@@ -258,12 +258,10 @@ def _optimal(env_id: str, tasks: list, env_kwargs: dict) -> float | None:
     if "KeyToDoor" in env_id:
         return 2.0
     if env_id == "zoo/DarkRoom-v0":
+        from zoo.envs.darkroom import DarkRoomEnv
+
         size = env_kwargs.get("size", 9)
-        centre = size // 2
-        values = [
-            20 if (r, c) == (centre, centre) else 21 - abs(r - centre) - abs(c - centre) for r, c in tasks
-        ]
-        return float(np.mean(values))
+        return float(np.mean([DarkRoomEnv.optimal_return(goal, size=size) for goal in tasks]))
     return None
 
 

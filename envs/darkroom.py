@@ -88,6 +88,20 @@ class DarkRoomEnv(GridWorldEnv):
         """
         return _goal_tasks(check_size(size), split)
 
+    @staticmethod
+    def optimal_return(goal: Cell, size: int = 9, horizon: int = 20) -> float:
+        """The best return for ``goal``: one reward per step on the goal after walking there from the
+        centre (``horizon + 1 - distance``; ``horizon`` when the goal is the centre, where step 1 is
+        a no-op that pays).
+
+        :param goal: the goal cell ``(row, col)``.
+        :param size: side length of the room.
+        :param horizon: episode length (20 for ``zoo/DarkRoom-v0``).
+        """
+        centre = size // 2
+        distance = abs(goal[0] - centre) + abs(goal[1] - centre)
+        return float(horizon + 1 - distance) if distance else float(horizon)
+
     def _move_outcome(self) -> tuple[float, bool]:
         return (1.0 if self.agent == self.task else 0.0), False
 

@@ -371,3 +371,27 @@ def test_render_shows_agent_and_hidden_goal() -> None:
     bandit.reset(seed=0)
     bandit.step(0)
     assert bandit.render().shape == (64, 160, 3)
+
+
+def test_darkroom_optimal_return_matches_the_scripted_policy() -> None:
+    """``DarkRoomEnv.optimal_return`` (used by the quickstart and benchmarks) equals what an optimal walk earns."""
+    from zoo.envs.darkroom import DarkRoomEnv
+
+    for goal in DarkRoomEnv.tasks("all"):
+        env = gym.make("zoo/DarkRoom-v0", task=goal)
+        env.reset(seed=0)
+        row, col, total = 4, 4, 0.0
+        for _ in range(20):
+            if row != goal[0]:
+                action = 1 if goal[0] < row else 3
+                row += -1 if action == 1 else 1
+            elif col != goal[1]:
+                action = 4 if goal[1] < col else 2
+                col += -1 if action == 4 else 1
+            else:
+                action = 0
+            total += float(env.step(action)[1])
+        assert total == DarkRoomEnv.optimal_return(goal), goal
+    assert np.mean([DarkRoomEnv.optimal_return(g) for g in DarkRoomEnv.tasks("all")]) == pytest.approx(
+        16.54, abs=0.01
+    )

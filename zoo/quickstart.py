@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from zoo.config import QuickstartConfig
+from zoo.envs.darkroom import DarkRoomEnv
 from zoo.io import atomic_write_text
 
 ENV_ID = "zoo/DarkRoom-v0"
@@ -70,13 +71,6 @@ def _new_run_folder(root: Path) -> Path:
     folder = root / f"run_{max(taken, default=0) + 1}"
     folder.mkdir()
     return folder
-
-
-def optimal_return(goal: tuple[int, int], size: int = 9, horizon: int = 20) -> float:
-    """Dark Room's best return: one reward per step on the goal after walking there from the centre."""
-    centre = size // 2
-    distance = abs(goal[0] - centre) + abs(goal[1] - centre)
-    return float(horizon - max(distance, 1) + 1) if distance else float(horizon)
 
 
 def _greedy_return(model: Any, task: tuple[int, int]) -> float:
@@ -190,7 +184,7 @@ def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str
         tasks=test_goals,
         seed=seed,
     )
-    optimal = float(np.mean([optimal_return(goal) for goal in test_goals]))
+    optimal = float(np.mean([DarkRoomEnv.optimal_return(goal) for goal in test_goals]))
     plot_in_context(
         [trained_result, untrained_result, source_result], folder / "ad_in_context.png", optimal=optimal
     )
@@ -221,7 +215,7 @@ def quickstart(config: QuickstartConfig) -> Path:
     print(f"distill-zoo quickstart ({'fast' if config.fast else 'full'} budget) -> {folder}")
 
     teacher, info = load_teacher(ENV_ID, task=TEACHER_TASK, return_info=True, device=config.device)
-    optimal = optimal_return(TEACHER_TASK)
+    optimal = DarkRoomEnv.optimal_return(TEACHER_TASK)
     teacher_return = _greedy_return(teacher, TEACHER_TASK)
     print(
         f"[1/3] teacher for {ENV_ID} goal {TEACHER_TASK}: {info.source} ({info.revision}), return {teacher_return:g}"
