@@ -24,6 +24,7 @@ import numpy as np
 from zoo.config import QuickstartConfig
 from zoo.envs.darkroom import DarkRoomEnv
 from zoo.io import atomic_write_text
+from zoo.runner import new_numbered_folder
 
 ENV_ID = "zoo/DarkRoom-v0"
 TEACHER_TASK = (0, 8)
@@ -63,14 +64,6 @@ FAST = Budget(
     ad_eval_episodes=3,
     ad_eval_tasks=4,
 )
-
-
-def _new_run_folder(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.name.split("_")[1]) for p in root.glob("run_*") if p.name.split("_")[1].isdigit()]
-    folder = root / f"run_{max(taken, default=0) + 1}"
-    folder.mkdir()
-    return folder
 
 
 def _greedy_return(model: Any, task: tuple[int, int]) -> float:
@@ -211,7 +204,7 @@ def quickstart(config: QuickstartConfig) -> Path:
     # The models are tiny: one thread is as fast as two and does not thrash on a busy machine.
     torch.set_num_threads(1)
     budget = FAST if config.fast else FULL
-    folder = _new_run_folder(Path(config.output))
+    folder = new_numbered_folder(config.output, "run")
     print(f"distill-zoo quickstart ({'fast' if config.fast else 'full'} budget) -> {folder}")
 
     teacher, info = load_teacher(ENV_ID, task=TEACHER_TASK, return_info=True, device=config.device)

@@ -45,12 +45,27 @@ def check_env_id(env_id: str) -> str:
     )
 
 
+def numbered_folders(root: str | Path, prefix: str) -> list[Path]:
+    """Existing ``<root>/<prefix>_<n>`` folders, by increasing ``n``."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)$")
+    found = [
+        (int(m.group(1)), p) for p in Path(root).glob("*") if p.is_dir() and (m := pattern.match(p.name))
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def new_numbered_folder(root: str | Path, prefix: str) -> Path:
+    """Create and return ``<root>/<prefix>_<n>`` with the next free ``n`` (from 1)."""
+    folders = numbered_folders(root, prefix)
+    next_index = int(folders[-1].name.rsplit("_", 1)[1]) + 1 if folders else 1
+    path = Path(root) / f"{prefix}_{next_index}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
 def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
     """Existing run folders of ``algo`` on ``env_id``, oldest first."""
-    root = Path(log_folder) / algo
-    pattern = re.compile(rf"^{re.escape(env_name(env_id))}_(\d+)$")
-    found = [(int(m.group(1)), p) for p in root.glob("*") if p.is_dir() and (m := pattern.match(p.name))]
-    return [path for _, path in sorted(found)]
+    return numbered_folders(Path(log_folder) / algo, env_name(env_id))
 
 
 def latest_run(log_folder: str | Path, algo: str, env_id: str) -> Path:
@@ -110,14 +125,6 @@ def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwa
     if vec_env not in ("native", "dummy"):
         raise ValueError(f"vec_env={vec_env!r} is not allowed; use 'native' or 'dummy'")
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
-
-
-def _new_run_folder(log_folder: str | Path, algo: str, env_id: str) -> Path:
-    folders = run_folders(log_folder, algo, env_id)
-    next_index = int(folders[-1].name.rsplit("_", 1)[1]) + 1 if folders else 1
-    path = Path(log_folder) / algo / f"{env_name(env_id)}_{next_index}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
 
 
 def _checkpoint_callback(run_dir: Path, every: int, n_envs: int) -> Any:
@@ -210,7 +217,7 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
         run_dir = resume_dir
         model = _load_checkpoint(cls, run_dir, env, config, agent_kwargs)
     else:
-        run_dir = _new_run_folder(config.log_folder, config.algo, config.env)
+        run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
         atomic_write_yaml(run_dir / "config.yml", {"env_id": config.env, "n_envs": n_envs, **hyperparams})
         atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
         atomic_write_text(
