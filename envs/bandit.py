@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from .base import Split, TaskEnv, check_discrete_action, check_split
+from .base import Split, TaskEnv, check_discrete_action, check_render_mode, check_split
 
 N_ARMS = 10
 TASKS_PER_SPLIT = 1000
@@ -103,9 +103,7 @@ class AdversarialBanditEnv(TaskEnv):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, task: Any = None, render_mode: str | None = None) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         super().__init__(task)
         self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.action_space = spaces.Discrete(N_ARMS)

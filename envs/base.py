@@ -49,11 +49,23 @@ def check_split(split: str) -> None:
         raise ValueError(f"split={split!r} is not allowed; use 'train', 'test' or 'all'")
 
 
+def check_integer(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as int, or raise ValueError naming ``name`` when it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not allowed; use an integer >= {minimum}")
+    return int(value)
+
+
 def check_size(size: Any, minimum: int = 2) -> int:
-    """Return ``size`` as int, or raise ValueError when it is not an integer >= ``minimum``."""
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < minimum:
-        raise ValueError(f"size={size!r} is not allowed; use an integer >= {minimum}")
-    return int(size)
+    """Return the grid side length ``size`` as int (an integer >= ``minimum``)."""
+    return check_integer("size", size, minimum)
+
+
+def check_render_mode(render_mode: str | None) -> str | None:
+    """Return ``render_mode`` if it is ``None`` or ``"rgb_array"`` (every zoo env's modes), else raise."""
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
+    return render_mode
 
 
 def check_discrete_action(action: Any, n: int) -> int:
@@ -167,9 +179,7 @@ class GridWorldEnv(TaskEnv):
 
     def __init__(self, size: int = 9, task: Any = None, render_mode: str | None = None) -> None:
         self.size = check_size(size)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         super().__init__(task)
         self.observation_space = spaces.Discrete(self.size * self.size)
         self.action_space = spaces.Discrete(len(MOVES))

@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .base import check_integer, check_render_mode
+
 __all__ = ["BitFlipEnv"]
 
 
@@ -60,10 +62,8 @@ class BitFlipEnv(gym.Env[dict[str, np.ndarray], int]):
         """:param n_bits: number of bits (>= 1).
         :param render_mode: ``None`` or ``"rgb_array"``.
         """
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"n_bits={n_bits!r} is not allowed; use an integer >= 1")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
+        n_bits = check_integer("n_bits", n_bits, 1)
+        check_render_mode(render_mode)
         self.n_bits = int(n_bits)
         self.render_mode = render_mode
         box = spaces.Box(0.0, 1.0, (self.n_bits,), np.float32)

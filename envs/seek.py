@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .base import check_integer, check_render_mode
+
 __all__ = ["ContinuousSeekEnv", "DriveSeekEnv", "NoisySeekEnv", "validate_box_action"]
 
 #: Number of goal rows in the desired goal of the multi-goal environments (padding included).
@@ -119,10 +121,8 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """:param dim: dimension of the state and goal space (>= 1).
         :param render_mode: ``None`` or ``"rgb_array"``.
         """
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim={dim!r} is not allowed; use an integer >= 1")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
+        dim = check_integer("dim", dim, 1)
+        check_render_mode(render_mode)
         self.dim = int(dim)
         self.render_mode = render_mode
         box = spaces.Box(-self.bound, self.bound, (self.dim,), np.float32)
@@ -229,9 +229,7 @@ class _MultiGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     n_max = MAX_GOALS
 
     def __init__(self, render_mode: str | None = None) -> None:
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self._goals = np.zeros((self.n_max, 3), np.float32)
         self._cell = np.zeros(2, np.float32)
 

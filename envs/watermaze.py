@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .base import check_render_mode
+
 __all__ = ["WatermazeDMLab", "WatermazeEnv"]
 
 Task = tuple[float, float]
@@ -126,9 +128,7 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         """:param task: a platform centre from ``tasks("all")``, or ``None`` to draw train tasks.
         :param render_mode: ``None`` or ``"rgb_array"``.
         """
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.observation_space = spaces.Box(0, 255, (self.height, self.width, 3), np.uint8)
         self.action_space = spaces.Discrete(8)
         self._all_tasks = self.tasks("all")
@@ -405,9 +405,7 @@ class WatermazeDMLab(gym.Env[np.ndarray, int]):
             raise ValueError(f"action_repeat={action_repeat!r} is not allowed; use an integer >= 1")
         if renderer not in ("software", "hardware"):
             raise ValueError(f"renderer={renderer!r} is not allowed; use 'software' or 'hardware'")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not allowed; use None or 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.action_repeat = action_repeat
         self.observation_space = spaces.Box(0, 255, (WatermazeEnv.height, WatermazeEnv.width, 3), np.uint8)
         self.action_space = spaces.Discrete(len(DMLAB_ACTIONS))
