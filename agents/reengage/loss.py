@@ -8,9 +8,11 @@ the goal, ``grad_g' y``. The helpers here are shared by every ReenGAGE agent of 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
+from torch.nn import functional as F
 
 __all__ = [
     "DESIRED_GOAL_KEY",
@@ -125,3 +127,30 @@ def reengage_gradient_loss(
     difference = (critic_goal_gradient - target_goal_gradient.detach()).reshape(batch_size, -1)
     weights = -rewards.reshape(batch_size, 1).to(difference.dtype)
     return (weights * difference.pow(2)).mean()
+
+
+def critic_loss_terms(
+    critic: Any, replay_data: Any, target_q_values: th.Tensor, target_gradient: th.Tensor, scale: float = 1.0
+) -> tuple[th.Tensor, th.Tensor]:
+    """TD loss and ReenGAGE gradient loss summed over every Q head of ``critic``.
+
+    :param critic: an SB3 continuous critic (``critic(observations, actions)`` returns one tensor per head).
+    :param replay_data: the sampled batch (Dict observations with a ``desired_goal``).
+    :param target_q_values: ``y``, shape ``(batch, 1)``.
+    :param target_gradient: ``grad_g' y``, shaped like the goal.
+    :param scale: factor on both sums (SAC's critic loss is ``0.5 * sum``; TD3/DDPG use 1).
+    :return: ``(td_loss, grad_loss)``, scalar tensors.
+    """
+    observations, goal = with_goal(replay_data.observations)
+    current_q_values = critic(observations, replay_data.actions)
+    td_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+    grad_loss = sum(
+        reengage_gradient_loss(
+            goal_gradient(current_q, goal, create_graph=True), target_gradient, replay_data.rewards
+        )
+        for current_q in current_q_values
+    )
+    assert isinstance(td_loss, th.Tensor) and isinstance(grad_loss, th.Tensor)
+    if scale != 1.0:
+        td_loss, grad_loss = scale * td_loss, scale * grad_loss
+    return td_loss, grad_loss

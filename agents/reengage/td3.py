@@ -8,14 +8,13 @@ import numpy as np
 import torch as th
 from stable_baselines3 import TD3
 from stable_baselines3.common.utils import polyak_update
-from torch.nn import functional as F
 
 from .loss import (
     check_goal_observation_space,
     check_gradient_reg,
     check_sparse_rewards,
+    critic_loss_terms,
     goal_gradient,
-    reengage_gradient_loss,
     with_goal,
 )
 
@@ -115,16 +114,7 @@ class ReenGAGETD3Mixin:
 
             target_q_values, target_gradient = self._critic_goal_target(replay_data, discounts)
 
-            observations, goal = with_goal(replay_data.observations)
-            current_q_values = self.critic(observations, replay_data.actions)
-            td_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-            grad_loss = sum(
-                reengage_gradient_loss(
-                    goal_gradient(current_q, goal, create_graph=True), target_gradient, replay_data.rewards
-                )
-                for current_q in current_q_values
-            )
-            assert isinstance(td_loss, th.Tensor) and isinstance(grad_loss, th.Tensor)
+            td_loss, grad_loss = critic_loss_terms(self.critic, replay_data, target_q_values, target_gradient)
             critic_loss = td_loss + self.gradient_reg * grad_loss
             td_losses.append(td_loss.item())
             grad_losses.append(grad_loss.item())
