@@ -10,6 +10,7 @@ import torch
 
 import zoo.envs
 from zoo.agents.ad import (
+    UCB,
     AlgorithmDistillation,
     HistoryDataset,
     NoisyExpert,
@@ -61,6 +62,7 @@ def test_save_load_round_trip_predicts_the_same(room_dataset, tmp_path):
     ]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["metadata"]["env_id"] == ROOM and config["model"]["context_length"] == 30
+    assert config["model"]["grid_size"] == 3  # Dark Room cells are embedded as row + column
     loaded = AlgorithmDistillation.load(tmp_path / "model", device="cpu")
     for key, value in agent.policy.state_dict().items():
         torch.testing.assert_close(loaded.policy.state_dict()[key], value)
@@ -160,6 +162,28 @@ def test_bad_inputs_raise_clear_value_errors(room_dataset, tmp_path):
         evaluate_in_context(agent, ROOM, episodes=2, env_kwargs={"size": 5})
     with pytest.raises(ValueError, match="batch_size"):
         AlgorithmDistillation(room_dataset, batch_size=0)
+
+
+def test_grid_worlds_embed_cells_as_row_plus_column(room_dataset):
+    agent = AlgorithmDistillation(room_dataset, context_length=20, **TINY)
+    assert agent.config.grid_size == 3
+    encoder = agent.policy.observation_encoder
+    cells = torch.arange(9)
+    expected = encoder.rows.weight[cells // 3] + encoder.columns.weight[cells % 3]
+    torch.testing.assert_close(encoder(cells), expected)
+    plain = AlgorithmDistillation(room_dataset, context_length=20, observation_encoding="embedding", **TINY)
+    assert plain.config.grid_size == 0 and isinstance(plain.policy.observation_encoder, torch.nn.Embedding)
+    with pytest.raises(ValueError, match="observation_encoding='pixels'"):
+        AlgorithmDistillation(room_dataset, observation_encoding="pixels")
+
+
+def test_grid_encoding_is_refused_for_non_grid_environments(tmp_path):
+    bandit = collect_histories(
+        BANDIT, UCB(), tmp_path / "bandit", episodes=30, tasks=zoo.envs.tasks(BANDIT)[:2]
+    )
+    assert AlgorithmDistillation(bandit, context_length=10, **TINY).config.grid_size == 0
+    with pytest.raises(ValueError, match="observation_encoding='grid'"):
+        AlgorithmDistillation(bandit, context_length=10, observation_encoding="grid", **TINY)
 
 
 def test_evaluation_returns_one_curve_per_episode_index(room_dataset):

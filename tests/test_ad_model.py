@@ -104,6 +104,8 @@ def test_image_observations_go_through_the_cnn():
         ("dropout", 1.0),
         ("context_length", 0),
         ("n_actions", 0),
+        ("grid_size", 3),  # 3 x 3 = 9 cells, but n_observations is 4
+        ("grid_size", -1),
     ],
 )
 def test_bad_configuration_raises_value_error_naming_the_field(field, value):

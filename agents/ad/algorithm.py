@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,34 @@ __all__ = ["AlgorithmDistillation", "InContextState"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+OBSERVATION_ENCODINGS = ("auto", "grid", "embedding")
+
+
+def _grid_size(encoding: str, env_id: str, env_kwargs: dict[str, Any], observation: dict[str, Any]) -> int:
+    """Side length of the grid for ``observation_encoding="grid"``/``"auto"``; 0 for a plain embedding."""
+    if encoding == "embedding" or (encoding == "auto" and observation["kind"] != "discrete"):
+        return 0
+    from zoo.envs.base import GridWorldEnv
+
+    size = 0
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except gym.error.Error:
+        env = None
+    if env is not None:
+        if isinstance(env.unwrapped, GridWorldEnv):
+            size = env.unwrapped.size
+        env.close()
+    if observation["kind"] == "discrete" and size * size == int(observation.get("n", 0)) and size:
+        return size
+    if encoding == "grid":
+        raise ValueError(
+            f"observation_encoding='grid' needs a zoo grid world with observations row * size + col; "
+            f"{env_id!r} is not one"
+        )
+    return 0
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -79,6 +108,11 @@ class AlgorithmDistillation:
     :param batch_size: subsequences per gradient step.
     :param max_grad_norm: gradient clipping norm.
     :param subsample: keep every ``subsample``-th episode of each history.
+    :param observation_encoding: how discrete observations are embedded: ``"embedding"`` (one
+        learned vector per observation), ``"grid"`` (row vector + column vector of the cell, for
+        the zoo's grid worlds, whose observation is ``row * size + col``; this is what lets AD
+        carry "go where the reward was" over to goal cells never rewarded in training) or
+        ``"auto"`` (``"grid"`` for grid-world environments, else ``"embedding"``).
     :param tensorboard_log: TensorBoard log directory (keys ``train/loss``, ``train/accuracy``, ``train/lr``).
     :param checkpoint_dir: where resumable checkpoints go.
     :param checkpoint_every: gradient steps between checkpoints.
@@ -103,6 +137,7 @@ class AlgorithmDistillation:
         batch_size: int = 64,
         max_grad_norm: float = 1.0,
         subsample: int = 1,
+        observation_encoding: str = "auto",
         tensorboard_log: str | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1000,
@@ -119,6 +154,10 @@ class AlgorithmDistillation:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        if observation_encoding not in OBSERVATION_ENCODINGS:
+            raise ValueError(
+                f"observation_encoding={observation_encoding!r} is not allowed; use one of {OBSERVATION_ENCODINGS}"
+            )
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps={warmup_steps!r} must be >= 0")
         if not learning_rate > 0:
@@ -173,6 +212,7 @@ class AlgorithmDistillation:
             dropout=dropout,
             attention_dropout=attention_dropout,
             channels_last=not (len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)),
+            grid_size=_grid_size(observation_encoding, self.env_id, self.env_kwargs, observation),
         )
         if seed is not None:
             torch.manual_seed(seed)
@@ -547,6 +587,7 @@ class AlgorithmDistillation:
             embed_dim=model.embed_dim,
             dropout=model.dropout,
             attention_dropout=model.attention_dropout,
+            observation_encoding="grid" if model.grid_size else "embedding",
             device=device,
             _metadata=config["metadata"],
             **hyperparameters,

@@ -71,6 +71,10 @@ class ModelConfig:
     rope_base: float = 10000.0
     #: Channels-last images (``True`` for ``(H, W, C)``).
     channels_last: bool = field(default=True)
+    #: Discrete observations that index the cells of a square grid (``row * grid_size + col``,
+    #: the zoo's grid worlds): embed the row and the column separately and add them. ``0``: one
+    #: learned vector per observation index.
+    grid_size: int = 0
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an inconsistent configuration."""
@@ -86,6 +90,15 @@ class ModelConfig:
             raise ValueError(
                 f"embed_dim={self.embed_dim} must be divisible by n_heads={self.n_heads} "
                 "into heads of even width (RoPE rotates pairs)"
+            )
+        if self.grid_size < 0:
+            raise ValueError(f"grid_size={self.grid_size} must be >= 0")
+        if self.grid_size and (
+            self.observation_kind != "discrete" or self.grid_size**2 != self.n_observations
+        ):
+            raise ValueError(
+                f"grid_size={self.grid_size} needs discrete observations numbering grid_size**2 "
+                f"(got observation_kind={self.observation_kind!r}, n_observations={self.n_observations})"
             )
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
@@ -193,6 +206,25 @@ class _CNNEncoder(nn.Module):
         return self.project(self.convs(self._to_nchw(images)))
 
 
+class _GridEmbedding(nn.Module):
+    """Embedding of a grid cell index ``row * size + col`` as ``row_vector + column_vector``.
+
+    A goal cell never rewarded in training (a held-out Dark Room goal) still shares its row
+    and its column with rewarded training goals, so "go where the reward was" carries over to
+    it; a table with one free vector per cell gives such a cell no trained meaning as a goal.
+    """
+
+    def __init__(self, size: int, embed_dim: int) -> None:
+        super().__init__()
+        self.size = size
+        self.rows = nn.Embedding(size, embed_dim)
+        self.columns = nn.Embedding(size, embed_dim)
+
+    def forward(self, cells: torch.Tensor) -> torch.Tensor:
+        """Embed integer cell indices (any shape) -> ``(*shape, embed_dim)``."""
+        return self.rows(torch.div(cells, self.size, rounding_mode="floor")) + self.columns(cells % self.size)
+
+
 class _Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -271,8 +303,10 @@ class TransformerPolicy(nn.Module):
         config.validate()
         self.config = config
         width = config.embed_dim
-        if config.observation_kind == "discrete":
-            self.observation_encoder: nn.Module = nn.Embedding(config.n_observations, width)
+        if config.observation_kind == "discrete" and config.grid_size:
+            self.observation_encoder: nn.Module = _GridEmbedding(config.grid_size, width)
+        elif config.observation_kind == "discrete":
+            self.observation_encoder = nn.Embedding(config.n_observations, width)
         elif config.observation_kind == "box":
             self.observation_encoder = nn.Linear(int(math.prod(config.observation_shape)), width)
         else:
