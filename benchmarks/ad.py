@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,13 +145,119 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def _source(name: str):
+def _source(name: str, decay_fraction: float = 0.8):
     return {
         "q_learning": TabularQLearning(),
-        "noisy_expert": NoisyExpert(),
+        "noisy_expert": NoisyExpert(decay_fraction),
         "ucb": UCB(),
         "thompson": ThompsonSampling(),
     }[name]
+
+
+def _grid_seed(
+    args: argparse.Namespace, env_id: str, env_kwargs: dict, train_tasks: list, test_tasks: list, seed: int
+) -> tuple[list[InContextResult], dict]:
+    """Everything of one training seed (run in its own process with ``--jobs`` > 1)."""
+    torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    name = _run_name(env_id, env_kwargs)
+    source = _source(args.source, args.decay_fraction)
+    results: list[InContextResult] = []
+    timings: dict = {}
+    start = time.perf_counter()
+    trained = []
+    if "AD" in args.methods:
+        data = collect_histories(
+            env_id,
+            source,
+            out_dir / f"{name}_{args.source}_{seed}",
+            args.history_episodes,
+            tasks=train_tasks * args.task_repeats,
+            env_kwargs=env_kwargs,
+            seed=seed,
+        )
+        trained.append((AlgorithmDistillation(data, seed=seed, **_model_kwargs(args)), "AD"))
+    if "ED" in args.methods:
+        expert = collect_expert_histories(
+            env_id,
+            out_dir / f"{name}_expert_{seed}",
+            max(args.history_episodes // args.subsample, args.context // 10 + 1),
+            tasks=train_tasks * args.task_repeats,
+            env_kwargs=env_kwargs,
+            seed=seed,
+        )
+        trained.append(
+            (AlgorithmDistillation(expert, seed=seed, **{**_model_kwargs(args), "subsample": 1}), "ED")
+        )
+    timings["collect_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for agent, _ in trained:
+        agent.learn(args.train_steps)
+    timings["train_s"] = time.perf_counter() - start
+    for agent, label in trained:
+        results.append(
+            evaluate_in_context(
+                agent,
+                env_id,
+                tasks=test_tasks,
+                episodes=args.eval_episodes,
+                seed=seed,
+                label=label,
+                temperature=args.temperature,
+            )
+        )
+    if "source" in args.methods:
+        curve = source_learning_curve(
+            source,
+            env_id,
+            tasks=test_tasks,
+            episodes=args.source_eval_episodes,
+            env_kwargs=env_kwargs,
+            seed=seed,
+        )
+        curve.label = f"source ({args.source})"
+        results.append(curve)
+    if args.rl2_steps > 0 and "RL2" in args.methods:
+        start = time.perf_counter()
+        rl2 = train_rl2(
+            env_id,
+            args.rl2_steps,
+            episodes_per_trial=args.eval_episodes,
+            tasks=train_tasks,
+            env_kwargs=env_kwargs,
+            seed=seed,
+            device=args.device,
+        )
+        results.append(
+            evaluate_rl2(
+                rl2,
+                env_id,
+                tasks=test_tasks,
+                episodes=args.eval_episodes,
+                env_kwargs=env_kwargs,
+                seed=seed,
+            )
+        )
+        timings["rl2_s"] = time.perf_counter() - start
+    return results, timings
+
+
+def _run_name(env_id: str, env_kwargs: dict) -> str:
+    return env_id.split("/")[1] + (f"-size{env_kwargs['size']}" if "size" in env_kwargs else "")
+
+
+def _episodes_to_reach(results: list[InContextResult], target: float) -> str:
+    """Per method: the first episode whose seed-averaged mean return reaches ``target``."""
+    lines = []
+    for label in dict.fromkeys(result.label for result in results):
+        curve = _seed_average(results, label).mean
+        reached = np.flatnonzero(curve >= target)
+        lines.append(
+            f"{label}: episode {reached[0] + 1}"
+            if reached.size
+            else f"{label}: not reached in {curve.size} episodes (best {curve.max():.2f})"
+        )
+    return f"first episode with mean return >= {target:.2f}: " + "; ".join(lines)
 
 
 def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
@@ -160,96 +268,35 @@ def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
     train_tasks = zoo.envs.tasks(env_id, "train", **env_kwargs)
     if args.train_tasks:
         train_tasks = train_tasks[: args.train_tasks]
-    name = env_id.split("/")[1] + (f"-size{env_kwargs['size']}" if "size" in env_kwargs else "")
+    name = _run_name(env_id, env_kwargs)
     results: list[InContextResult] = []
     timings: dict = {}
-    for seed in range(args.seeds):
-        start = time.perf_counter()
-        trained = []
-        if "AD" in args.methods:
-            data = collect_histories(
-                env_id,
-                _source(args.source),
-                out_dir / f"{name}_{args.source}_{seed}",
-                args.history_episodes,
-                tasks=train_tasks,
-                env_kwargs=env_kwargs,
-                seed=seed,
-            )
-            trained.append((AlgorithmDistillation(data, seed=seed, **_model_kwargs(args)), "AD"))
-        if "ED" in args.methods:
-            expert = collect_expert_histories(
-                env_id,
-                out_dir / f"{name}_expert_{seed}",
-                max(args.context // 10, 8),
-                tasks=train_tasks,
-                env_kwargs=env_kwargs,
-                seed=seed,
-            )
-            trained.append(
-                (AlgorithmDistillation(expert, seed=seed, **{**_model_kwargs(args), "subsample": 1}), "ED")
-            )
-        timings.setdefault("collect_s", []).append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for agent, _ in trained:
-            agent.learn(args.train_steps)
-        timings.setdefault("train_s", []).append(time.perf_counter() - start)
-        for agent, label in trained:
-            results.append(
-                evaluate_in_context(
-                    agent,
-                    env_id,
-                    tasks=test_tasks,
-                    episodes=args.eval_episodes,
-                    seed=seed,
-                    label=label,
-                    temperature=args.temperature,
-                )
-            )
-        if "source" in args.methods:
-            curve = source_learning_curve(
-                _source(args.source),
-                env_id,
-                tasks=test_tasks,
-                episodes=args.source_eval_episodes,
-                env_kwargs=env_kwargs,
-                seed=seed,
-            )
-            curve.label = f"source ({args.source})"
-            results.append(curve)
-        if args.rl2_steps > 0 and "RL2" in args.methods:
-            start = time.perf_counter()
-            rl2 = train_rl2(
-                env_id,
-                args.rl2_steps,
-                episodes_per_trial=args.eval_episodes,
-                tasks=train_tasks,
-                env_kwargs=env_kwargs,
-                seed=seed,
-            )
-            results.append(
-                evaluate_rl2(
-                    rl2,
-                    env_id,
-                    tasks=test_tasks,
-                    episodes=args.eval_episodes,
-                    env_kwargs=env_kwargs,
-                    seed=seed,
-                )
-            )
-            timings.setdefault("rl2_s", []).append(time.perf_counter() - start)
-        print(_summary(results, args.marks), flush=True)
+    seeds = range(args.seeds)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [
+            pool.submit(_grid_seed, args, env_id, env_kwargs, train_tasks, test_tasks, seed) for seed in seeds
+        ]
+        for run in runs:
+            seed_results, seed_timings = run.result()
+            results.extend(seed_results)
+            for key, value in seed_timings.items():
+                timings.setdefault(key, []).append(value)
+            print(_summary(results, args.marks), flush=True)
     labels = list(dict.fromkeys(result.label for result in results))
+    optimal = _optimal(env_id, test_tasks, env_kwargs)
     plot_in_context(
         [_seed_average(results, label) for label in labels],
         out_dir / f"{name}.png",
         title=f"{name}, held-out tasks",
-        optimal=_optimal(env_id, test_tasks, env_kwargs),
+        optimal=optimal,
     )
+    reach = _episodes_to_reach(results, 0.9 * optimal) if optimal else ""
+    print(reach)
     return {
         "table": _summary(results, args.marks),
+        "reach_90_percent": reach,
         "curves": {label: _seed_average(results, label).mean.tolist() for label in labels},
-        "optimal": _optimal(env_id, test_tasks, env_kwargs),
+        "optimal": optimal,
         "timings": timings,
     }
 
@@ -322,6 +369,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="training seeds run in parallel processes")
+    parser.add_argument("--decay-fraction", type=float, default=0.8, help="noisy expert: ε reaches 0 here")
+    parser.add_argument("--task-repeats", type=int, default=1, help="learning histories per train task")
     parser.add_argument("--source", default=None, help="q_learning, noisy_expert, ucb or thompson")
     parser.add_argument("--history-episodes", type=int, default=None)
     parser.add_argument("--train-tasks", type=int, default=0, help="0: the whole train split")

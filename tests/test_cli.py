@@ -276,6 +276,27 @@ def test_ad_collect_train_eval_pipeline(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
+def test_ad_cli_repeats_tasks_and_sets_the_architecture(tmp_path: Path, capsys) -> None:
+    dataset = tmp_path / "room"
+    run_zoo("ad", "collect", "--env", "zoo/DarkRoom-v0", "--source", "noisy_expert", "--episodes", "4",
+            "--source-params", "decay_fraction:0.25", "--repeats", "2", "--output", str(dataset))  # fmt: skip
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert (
+        len(manifest["tasks"]) == 2 * 64 and manifest["source"]["hyperparameters"]["decay_fraction"] == 0.25
+    )
+    model = tmp_path / "room-model"
+    run_zoo("ad", "train", "--dataset", str(dataset), "--steps", "2", "--output", str(model),
+            "--context-length", "40", "--batch-size", "2", "--n-layers", "1", "--attention-dropout", "0",
+            "--subsample", "2", "--device", "cpu")  # fmt: skip
+    config = json.loads((model / "config.json").read_text())["model"]
+    assert (config["n_layers"], config["attention_dropout"], config["grid_size"]) == (1, 0.0, 9)
+    with pytest.raises(SystemExit):
+        run_zoo(
+            "ad", "collect", "--env", "zoo/DarkRoom-v0", "--repeats", "0", "--output", str(tmp_path / "x")
+        )
+    assert "--repeats 0" in capsys.readouterr().err
+
+
 def test_ad_eval_on_another_env_is_refused(tmp_path: Path, capsys) -> None:
     dataset = tmp_path / "histories"
     run_zoo("ad", "collect", "--env", "zoo/AdversarialBandit-v0", "--source", "thompson", "--episodes", "20",

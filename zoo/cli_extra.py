@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 import tyro
 
+import zoo.envs
 from zoo.envs import task_from_json
 from zoo.io import atomic_write_text
 from zoo.params import parse_params
@@ -37,6 +38,8 @@ class AdCollectConfig:
     """Task split to collect on."""
     source_params: list[str] = field(default_factory=list)
     """Source hyperparameters as key:value pairs, e.g. learning_rate:0.3."""
+    repeats: int = 1
+    """Learning histories per task (each learned from scratch with its own randomness)."""
     seed: int = 0
     """Random seed."""
 
@@ -59,6 +62,20 @@ class AdTrainConfig:
     """Peak learning rate (AdamW, warm-up then cosine decay)."""
     subsample: int = 1
     """Keep every k-th episode of each history."""
+    n_layers: int = 4
+    """Transformer blocks (paper: 4)."""
+    n_heads: int = 4
+    """Attention heads (paper: 4)."""
+    embed_dim: int = 64
+    """Width of the residual stream (paper: 64)."""
+    dropout: float = 0.1
+    """Dropout on embeddings and residual branches (paper: 0.1)."""
+    attention_dropout: float = 0.5
+    """Dropout on attention weights (paper: 0.5; 0 lets a CPU use the fused attention kernel)."""
+    warmup_steps: int = 500
+    """Linear learning-rate warm-up steps (at most 10% of the run)."""
+    observation_encoding: Literal["auto", "grid", "embedding"] = "auto"
+    """Discrete observations: grid (row + column vectors, grid worlds), embedding, or auto."""
     checkpoint_dir: str | None = None
     """Resumable checkpoints go here (default: <output>/checkpoints)."""
     resume: bool = False
@@ -158,11 +175,13 @@ def run_ad_collect(config: AdCollectConfig) -> None:
     from zoo.runner import check_env_id
 
     check_env_id(config.env)
-    if config.episodes < 1:
-        raise ValueError(f"--episodes {config.episodes} is not allowed; it must be at least 1")
+    for name in ("episodes", "repeats"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name} {getattr(config, name)} is not allowed; it must be at least 1")
     source = make_source(config.source, parse_params(config.source_params))
+    tasks = zoo.envs.tasks(config.env, config.split) * config.repeats
     dataset = collect_histories(
-        config.env, source, config.output, episodes=config.episodes, split=config.split, seed=config.seed
+        config.env, source, config.output, episodes=config.episodes, tasks=tasks, seed=config.seed
     )
     print(f"Dataset: {config.output} ({dataset})")
 
@@ -177,6 +196,13 @@ def run_ad_train(config: AdTrainConfig) -> None:
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         subsample=config.subsample,
+        n_layers=config.n_layers,
+        n_heads=config.n_heads,
+        embed_dim=config.embed_dim,
+        dropout=config.dropout,
+        attention_dropout=config.attention_dropout,
+        warmup_steps=config.warmup_steps,
+        observation_encoding=config.observation_encoding,
         checkpoint_dir=config.checkpoint_dir or str(output / "checkpoints"),
         tensorboard_log=str(output / "tensorboard"),
         seed=config.seed,
