@@ -3,8 +3,9 @@
 1. Loads the zoo's pretrained Dark Room teacher (bundled, through ``zoo.hub.load_teacher``).
 2. Trains a PPO student kickstarted from it beside the same student from scratch (two seeds),
    and reports the environment steps each needs to reach 90 % of the optimal return.
-3. Collects tabular Q-learning histories on the Dark Room train goals, trains a small
-   Algorithm Distillation transformer on them, and evaluates it in context on the held-out
+3. Collects noise-distillation histories (a scripted expert whose ε-greedy noise decays from 1
+   to 0) on the Dark Room train goals, trains a small Algorithm Distillation transformer on
+   every 4th episode of them, and evaluates it in context on the held-out
    goals with frozen weights (return per in-context episode), beside an untrained model.
 4. Prints a results table and writes learning-curve PNGs, ``results.json`` and a replay MP4
    of the kickstarted student to a new run folder, saying where.
@@ -21,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+import zoo.envs
 from zoo.config import QuickstartConfig
 from zoo.envs.darkroom import DarkRoomEnv
 from zoo.io import atomic_write_text
@@ -38,6 +40,7 @@ class Budget:
     eval_every: int
     seeds: tuple[int, ...]
     ad_history_episodes: int
+    ad_subsample: int
     ad_train_steps: int
     ad_context: int
     ad_eval_episodes: int
@@ -48,10 +51,11 @@ FULL = Budget(
     kickstart_steps=24_000,
     eval_every=1_024,
     seeds=(0, 1, 2),
-    ad_history_episodes=120,
-    ad_train_steps=800,
-    ad_context=300,
-    ad_eval_episodes=12,
+    ad_history_episodes=80,
+    ad_subsample=4,
+    ad_train_steps=1500,
+    ad_context=200,
+    ad_eval_episodes=20,
     ad_eval_tasks=None,
 )
 FAST = Budget(
@@ -59,6 +63,7 @@ FAST = Budget(
     eval_every=1_024,
     seeds=(0,),
     ad_history_episodes=40,
+    ad_subsample=2,
     ad_train_steps=60,
     ad_context=80,
     ad_eval_episodes=3,
@@ -125,17 +130,22 @@ def _steps_to(threshold: float, steps: list[int], returns: list[float]) -> int |
 
 
 def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str) -> dict[str, Any]:
-    from zoo.agents.ad import AlgorithmDistillation, TabularQLearning, collect_histories, evaluate_in_context
+    from zoo.agents.ad import AlgorithmDistillation, NoisyExpert, collect_histories, evaluate_in_context
     from zoo.agents.ad.baselines import source_learning_curve
     from zoo.agents.ad.plots import plot_in_context
 
     started = time.perf_counter()
+    # Noise distillation: the scripted expert with ε going from 1 to 0 over the first quarter of
+    # each history, four histories per train goal; keeping every 4th episode makes the distilled
+    # learner four times faster than its source.
+    source = NoisyExpert(decay_fraction=0.25)
+    train_goals = zoo.envs.tasks(ENV_ID, "train")
     dataset = collect_histories(
         ENV_ID,
-        TabularQLearning(),
+        source,
         folder / "ad_histories",
         episodes=budget.ad_history_episodes,
-        split="train",
+        tasks=train_goals * 4,
         seed=seed,
     )
     collect_seconds = time.perf_counter() - started
@@ -145,6 +155,7 @@ def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str
     model = AlgorithmDistillation(
         dataset,
         context_length=budget.ad_context,
+        subsample=budget.ad_subsample,
         learning_rate=1e-3,
         warmup_steps=min(100, budget.ad_train_steps // 4),
         seed=seed,
@@ -153,7 +164,12 @@ def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str
         **architecture,
     )
     untrained = AlgorithmDistillation(
-        dataset, context_length=budget.ad_context, seed=seed + 1, device=device, **architecture
+        dataset,
+        context_length=budget.ad_context,
+        subsample=budget.ad_subsample,
+        seed=seed + 1,
+        device=device,
+        **architecture,
     )
     started = time.perf_counter()
     model.learn(budget.ad_train_steps, progress_bar=True)
@@ -169,14 +185,11 @@ def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str
         untrained, ENV_ID, split="test", label="AD (untrained)", **evaluation
     )
     test_goals = [tuple(task) for task in trained_result.tasks]
+    # The source on the same goals with the ε schedule of its histories, first episodes only.
     source_result = source_learning_curve(
-        TabularQLearning(),
-        ENV_ID,
-        split="test",
-        episodes=budget.ad_eval_episodes,
-        tasks=test_goals,
-        seed=seed,
+        source, ENV_ID, split="test", episodes=budget.ad_history_episodes, tasks=test_goals, seed=seed
     )
+    source_result.returns = source_result.returns[:, : budget.ad_eval_episodes]
     optimal = float(np.mean([DarkRoomEnv.optimal_return(goal) for goal in test_goals]))
     plot_in_context(
         [trained_result, untrained_result, source_result], folder / "ad_in_context.png", optimal=optimal
@@ -186,7 +199,9 @@ def _algorithm_distillation(folder: Path, budget: Budget, seed: int, device: str
         "untrained": untrained_result.to_dict(),
         "source": source_result.to_dict(),
         "optimal_mean_return": optimal,
+        "source_algorithm": "noisy_expert (decay_fraction 0.25)",
         "history_episodes": budget.ad_history_episodes,
+        "subsample": budget.ad_subsample,
         "train_steps": budget.ad_train_steps,
         "context_length": budget.ad_context,
         "collect_seconds": round(collect_seconds, 1),
@@ -251,7 +266,8 @@ def quickstart(config: QuickstartConfig) -> Path:
     )
 
     print(
-        f"[3/3] Algorithm Distillation: {budget.ad_history_episodes} Q-learning episodes per train goal, "
+        f"[3/3] Algorithm Distillation: noisy-expert histories of {budget.ad_history_episodes} episodes "
+        f"(every {budget.ad_subsample}th kept), "
         f"{budget.ad_train_steps} training steps, in-context evaluation on held-out goals"
     )
     ad = _algorithm_distillation(folder, budget, config.seed, config.device)
@@ -300,7 +316,7 @@ def _print_table(results: dict[str, Any]) -> None:
     table.add_column("in-context episode", justify="right")
     table.add_column("AD trained", justify="right")
     table.add_column("AD untrained", justify="right")
-    table.add_column("Q-learning (the source)", justify="right")
+    table.add_column("noisy expert (the source)", justify="right")
     columns = [ad["trained"], ad["untrained"], ad["source"]]
     for episode in range(len(columns[0]["mean"])):
         cells = [f"{column['mean'][episode]:.1f} ± {column['std'][episode]:.1f}" for column in columns]
