@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_integer, check_render_mode
+from .base import check_discrete_action, check_integer, check_render_mode
 
 __all__ = ["BitFlipEnv"]
 
@@ -137,17 +137,10 @@ class BitFlipEnv(gym.Env[dict[str, np.ndarray], int]):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Flip bit ``action``.
 
-        :param action: an integer in ``[0, n_bits)`` (a 0-d or size-1 integer array is accepted).
+        :param action: an integer in ``[0, n_bits)`` (a numpy integer or 0-d integer array is accepted).
         :return: observation, reward, terminated, truncated, info.
         """
-        array = np.asarray(action)
-        if (
-            array.size != 1
-            or not (np.issubdtype(array.dtype, np.integer))
-            or not 0 <= int(array.reshape(())) < self.n_bits
-        ):
-            raise ValueError(f"action={action!r} is not allowed; use an integer in [0, {self.n_bits})")
-        index = int(array.reshape(()))
+        index = check_discrete_action(action, self.n_bits)
         self._state[index] = 1.0 - self._state[index]
         reward = float(self.compute_reward(self._state, self._goal, None))
         success = reward == 0.0

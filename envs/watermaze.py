@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_render_mode
+from .base import check_discrete_action, check_render_mode
 
 __all__ = ["WatermazeDMLab", "WatermazeEnv"]
 
@@ -284,14 +284,7 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         :param action: an integer in ``[0, 8)``.
         :return: frame, reward, terminated, truncated, info.
         """
-        array = np.asarray(action)
-        if (
-            array.size != 1
-            or not np.issubdtype(array.dtype, np.integer)
-            or not 0 <= int(array.reshape(())) < 8
-        ):
-            raise ValueError(f"action={action!r} is not allowed; use an integer in [0, 8)")
-        index = int(array.reshape(()))
+        index = check_discrete_action(action, 8)
         if index in (4, 6):
             self._heading += self.turn_angle
         elif index in (5, 7):
@@ -442,14 +435,8 @@ class WatermazeDMLab(gym.Env[np.ndarray, int]):
         :param action: an integer in ``[0, 8)``.
         :return: frame, reward, terminated, truncated, info.
         """
-        array = np.asarray(action)
-        if (
-            array.size != 1
-            or not np.issubdtype(array.dtype, np.integer)
-            or not 0 <= int(array.reshape(())) < 8
-        ):
-            raise ValueError(f"action={action!r} is not allowed; use an integer in [0, 8)")
-        reward = float(self._lab.step(self._actions[int(array.reshape(()))], num_steps=self.action_repeat))
+        index = check_discrete_action(action, 8)
+        reward = float(self._lab.step(self._actions[index], num_steps=self.action_repeat))
         if not self._lab.is_running():
             return self._frame.copy(), reward, True, False, {}
         return self._observe(), reward, False, False, {}
