@@ -38,17 +38,14 @@ def _grid_size(encoding: str, env_id: str, env_kwargs: dict[str, Any], observati
         return 0
     from zoo.envs.base import GridWorldEnv
 
-    size = 0
     try:
         env = gym.make(env_id, **env_kwargs)
-    except gym.error.Error:
+    except gym.error.Error:  # not a registered id: no grid to read
         env = None
     if env is not None:
-        if isinstance(env.unwrapped, GridWorldEnv):
-            size = env.unwrapped.size
         env.close()
-    if observation["kind"] == "discrete" and size * size == int(observation.get("n", 0)) and size:
-        return size
+        if isinstance(env.unwrapped, GridWorldEnv):
+            return env.unwrapped.size  # its observations are Discrete(size * size)
     if encoding == "grid":
         raise ValueError(
             f"observation_encoding='grid' needs a zoo grid world with observations row * size + col; "
