@@ -290,11 +290,17 @@ def grid(args: argparse.Namespace, env_id: str, env_kwargs: dict) -> dict:
         title=f"{name}, held-out tasks",
         optimal=optimal,
     )
-    reach = _episodes_to_reach(results, 0.9 * optimal) if optimal else ""
-    print(reach)
+    # First episode reaching 25 / 50 / 60 / 90 % of the optimum (90 % is the target).
+    reach = {
+        f"{round(100 * fraction)}%": _episodes_to_reach(results, fraction * optimal)
+        for fraction in (0.25, 0.5, 0.6, 0.9)
+        if optimal
+    }
+    for line in reach.values():
+        print(line)
     return {
         "table": _summary(results, args.marks),
-        "reach_90_percent": reach,
+        "reach": reach,
         "curves": {label: _seed_average(results, label).mean.tolist() for label in labels},
         "optimal": optimal,
         "timings": timings,
