@@ -17,7 +17,7 @@ which is why a vector environment equals N single environments step for step.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
@@ -54,6 +54,43 @@ def check_integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name}={value!r} is not allowed; use an integer >= {minimum}")
     return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as bool, or raise ValueError naming ``name`` unless it is ``True``/``False``.
+
+    Strings such as ``"yes"`` or ``"False"`` are refused: ``bool("False")`` is ``True``.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}={value!r} is not allowed; use True or False")
+    return bool(value)
+
+
+def check_reset_options(options: Any, allowed: Collection[str] = (), hint: str = "") -> dict[str, Any]:
+    """Return ``reset`` options as a dict (``{}`` for ``None``), or raise ValueError.
+
+    Refuses anything but ``None`` or a mapping with string keys in ``allowed``, naming the
+    offending key and the allowed ones, so that a typo (``{"tsak": 3}``) is not silently
+    ignored.
+
+    :param options: the ``options`` given to ``reset``.
+    :param allowed: the option keys the environment reads.
+    :param hint: appended to the error message (e.g. where tasks are set instead).
+    """
+    if allowed:
+        allowed_text = "the allowed keys are " + ", ".join(repr(key) for key in allowed)
+    else:
+        allowed_text = "this environment reads no reset options (use None or {})"
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(
+            f"options={options!r} is not allowed; reset options are None or a dict: {allowed_text}{hint}"
+        )
+    unknown = [key for key in options if key not in allowed]
+    if unknown:
+        raise ValueError(f"options key {unknown[0]!r} is not supported; {allowed_text}{hint}")
+    return dict(options)
 
 
 def check_size(size: Any, minimum: int = 2) -> int:
@@ -154,7 +191,8 @@ class TaskEnv(gym.Env):
     def _reset_task(self, options: dict[str, Any] | None) -> None:
         """Pick the episode's task: ``options["task"]`` (kept for later resets), the fixed
         task, or (no task ever given) a random train task drawn through ``self.np_random``."""
-        if options is not None and options.get("task") is not None:
+        options = check_reset_options(options, ("task",))
+        if options.get("task") is not None:
             self._fixed_task = self._validate_task(options["task"], 'options["task"]')
         if self._fixed_task is not None:
             self.task = self._fixed_task

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_discrete_action, check_integer, check_render_mode
+from .base import check_discrete_action, check_integer, check_render_mode, check_reset_options
 
 __all__ = ["BitFlipEnv"]
 
@@ -124,9 +124,10 @@ class BitFlipEnv(gym.Env[dict[str, np.ndarray], int]):
         """Draw a random state and a different random goal.
 
         :param seed: seed for ``self.np_random``.
-        :param options: unused.
+        :param options: ``None`` or ``{}`` (no reset options).
         :return: observation and info (``is_success``).
         """
+        check_reset_options(options)
         super().reset(seed=seed)
         self._state = self.np_random.integers(0, 2, self.n_bits).astype(np.float32)
         self._goal = self._state.copy()

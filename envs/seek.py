@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_integer, check_render_mode
+from .base import check_integer, check_render_mode, check_reset_options
 
 __all__ = ["ContinuousSeekEnv", "DriveSeekEnv", "NoisySeekEnv", "validate_box_action"]
 
@@ -179,9 +179,10 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Start an episode at the origin with a new uniform goal.
 
         :param seed: seed for ``self.np_random``.
-        :param options: unused.
+        :param options: ``None`` or ``{}`` (no reset options).
         :return: observation and info (``is_success``).
         """
+        check_reset_options(options)
         super().reset(seed=seed)
         self._state = np.zeros(self.dim, np.float32)
         self._goal = self.np_random.uniform(-self.bound, self.bound, self.dim).astype(np.float32)
@@ -376,9 +377,10 @@ class DriveSeekEnv(_MultiGoalEnv):
         """Place the car at random and draw a new set of goal cells.
 
         :param seed: seed for ``self.np_random``.
-        :param options: unused.
+        :param options: ``None`` or ``{}`` (no reset options).
         :return: observation and info (``is_success``, ``n_goals``).
         """
+        check_reset_options(options)
         super().reset(seed=seed)
         self._position = self.np_random.uniform(0.0, self.size, 2)
         self._heading = float(self.np_random.uniform(-np.pi, np.pi))
@@ -520,9 +522,10 @@ class NoisySeekEnv(_MultiGoalEnv):
         """Put the agent at the origin and draw new goal clusters.
 
         :param seed: seed for ``self.np_random``.
-        :param options: unused.
+        :param options: ``None`` or ``{}`` (no reset options).
         :return: observation and info (``is_success``, ``n_goals``).
         """
+        check_reset_options(options)
         super().reset(seed=seed)
         self._position = np.zeros(2, np.float64)
         self._update_cell()

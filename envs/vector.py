@@ -34,7 +34,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .bandit import N_ARMS, AdversarialBanditEnv
-from .base import MOVES, GridWorldEnv, TaskEnv, render_grid, uniform_to_index
+from .base import (
+    MOVES,
+    GridWorldEnv,
+    TaskEnv,
+    check_bool,
+    check_integer,
+    check_reset_options,
+    render_grid,
+    uniform_to_index,
+)
 from .darkroom import DarkRoomEnv, DarkRoomHardEnv
 from .key_to_door import DarkKeyToDoorEnv
 
@@ -87,12 +96,6 @@ class UniformStreams:
         return values
 
 
-def _check_num_envs(num_envs: Any) -> int:
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-        raise ValueError(f"num_envs={num_envs!r} is not allowed; use an integer >= 1")
-    return int(num_envs)
-
-
 class TaskVectorEnv(VectorEnv):
     """Base of the native meta-RL vector environments (see the module docstring).
 
@@ -125,19 +128,16 @@ class TaskVectorEnv(VectorEnv):
         seed: int | None = None,
         **env_kwargs: Any,
     ) -> None:
-        self.num_envs = _check_num_envs(num_envs)
+        self.num_envs = check_integer("num_envs", num_envs, 1)
+        self.task_in_obs = check_bool("task_in_obs", task_in_obs)
+        if seed is not None:
+            seed = check_integer("seed", seed, 0)
         self.metadata = {}
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self.set_autoreset_mode(autoreset_mode)
         if max_episode_steps is None:
             max_episode_steps = self.default_max_episode_steps
-        if (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, int)
-            or max_episode_steps < 1
-        ):
-            raise ValueError(f"max_episode_steps={max_episode_steps!r} is not allowed; use an integer >= 1")
-        self.max_episode_steps = max_episode_steps
+        self.max_episode_steps = check_integer("max_episode_steps", max_episode_steps, 1)
         # A prototype single environment validates tasks and arguments and provides spaces.
         self.single_env: TaskEnv = self.single_env_class(render_mode=render_mode, **env_kwargs)
         self.render_mode = render_mode
@@ -157,7 +157,6 @@ class TaskVectorEnv(VectorEnv):
             self.tasks = [
                 self.single_env._validate_task(task, f"tasks[{index}]") for index, task in enumerate(tasks)
             ]
-        self.task_in_obs = bool(task_in_obs)
         self.single_action_space = self.single_env.action_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._num_actions = int(self.single_action_space.n)  # type: ignore[attr-defined]
@@ -264,14 +263,11 @@ class TaskVectorEnv(VectorEnv):
                 raise ValueError(
                     f"seed has {len(seeds)} entries; expected one per sub-environment ({self.num_envs})"
                 )
-        unknown = sorted(set(options or {}) - {"reset_mask"})
-        if unknown:
-            raise ValueError(
-                f"options keys {unknown} are not supported; the only reset option is 'reset_mask' "
-                "(tasks are fixed at construction: tasks=[...])"
-            )
+        options = check_reset_options(
+            options, ("reset_mask",), hint=" (tasks are fixed at construction: tasks=[...])"
+        )
         mask = self._all_true
-        if options is not None and "reset_mask" in options:
+        if "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
                 raise ValueError(

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_discrete_action, check_render_mode
+from .base import check_discrete_action, check_render_mode, check_reset_options
 
 __all__ = ["WatermazeDMLab", "WatermazeEnv"]
 
@@ -267,8 +267,9 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         :param options: ``{"task": (x, y)}`` switches the platform centre (kept for later resets).
         :return: the frame and info (``task``, ``platform_reached``).
         """
+        options = check_reset_options(options, ("task",))
         super().reset(seed=seed)
-        if options is not None and options.get("task") is not None:
+        if options.get("task") is not None:
             self._fixed_task = self._check_task(options["task"])
         if self._fixed_task is not None:
             self._task = self._fixed_task
@@ -421,9 +422,10 @@ class WatermazeDMLab(gym.Env[np.ndarray, int]):
         """Start a DMLab episode.
 
         :param seed: seed passed to ``gymnasium`` and to DMLab.
-        :param options: unused.
+        :param options: ``None`` or ``{}`` (no reset options).
         :return: the frame and an empty info.
         """
+        check_reset_options(options)
         super().reset(seed=seed)
         lab_seed = int(self.np_random.integers(2**31 - 1))
         self._lab.reset(seed=lab_seed)
