@@ -16,6 +16,7 @@ which is why a vector environment equals N single environments step for step.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -54,6 +55,45 @@ def check_integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name}={value!r} is not allowed; use an integer >= {minimum}")
     return int(value)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+) -> float:
+    """Return ``value`` as float, or raise ValueError naming ``name`` unless it is a real number in range.
+
+    Bools, strings and NaN are refused (``"0.2"`` is not silently parsed, ``True`` is not 1.0).
+
+    :param name: the argument name used in the error message.
+    :param value: the value given.
+    :param minimum: the smallest allowed value (``None``: no lower bound).
+    :param maximum: the largest allowed value (``None``: no upper bound).
+    :param exclusive_minimum: refuse ``value == minimum`` too.
+    :param exclusive_maximum: refuse ``value == maximum`` too.
+    """
+    if minimum is not None and maximum is not None:
+        allowed = f"in {'(' if exclusive_minimum else '['}{minimum:g}, {maximum:g}{')' if exclusive_maximum else ']'}"
+    elif minimum is not None:
+        allowed = f"{'>' if exclusive_minimum else '>='} {minimum:g}"
+    elif maximum is not None:
+        allowed = f"{'<' if exclusive_maximum else '<='} {maximum:g}"
+    else:
+        allowed = "(not NaN)"
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Real)
+        or math.isnan(value)
+        or (minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)))
+        or (maximum is not None and (value > maximum or (exclusive_maximum and value == maximum)))
+    ):
+        raise ValueError(f"{name}={value!r} is not allowed; use a real number {allowed}")
+    return float(value)
 
 
 def check_bool(name: str, value: Any) -> bool:

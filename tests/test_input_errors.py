@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import zoo  # noqa: F401  (registers the environments)
-from zoo.envs import ENV_IDS
+import zoo.envs
+from zoo.envs import ENV_IDS, META_ENV_IDS
 
 VECTOR_IDS = ("zoo/AdversarialBandit-v0", "zoo/DarkRoom-v0", "zoo/DarkRoomHard-v0", "zoo/DarkKeyToDoor-v0")
 
@@ -24,7 +24,7 @@ def test_reset_options_that_are_not_a_dict_are_refused(env_id: str) -> None:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_unknown_reset_option_keys_are_refused_naming_the_key(env_id: str) -> None:
     env = gym.make(env_id)
-    message = "'task'" if env_id in zoo.envs.META_ENV_IDS else "no reset options"
+    message = "'task'" if env_id in META_ENV_IDS else "no reset options"
     with pytest.raises(ValueError, match=rf"options key 'tsak' is not supported.*{message}"):
         env.reset(options={"tsak": 3})
 
@@ -71,3 +71,152 @@ def test_vector_flags_accept_numpy_bools_and_integers() -> None:
     env = gym.make_vec("zoo/DarkRoom-v0", num_envs=np.int64(2), task_in_obs=np.bool_(True), seed=np.int64(3))
     observations, _ = env.reset()
     assert observations.shape == (2, 81 + len(env.tasks))
+
+
+# -- Algorithm Distillation -----------------------------------------------------------------------
+
+ROOM = "zoo/DarkRoom-v0"
+TINY = dict(n_layers=1, n_heads=2, embed_dim=16, batch_size=8, warmup_steps=2)
+
+
+@pytest.fixture(scope="module")
+def room_dataset(tmp_path_factory):
+    from zoo.agents.ad import NoisyExpert, collect_histories
+
+    directory = tmp_path_factory.mktemp("room")
+    return collect_histories(ROOM, NoisyExpert(), directory, episodes=4)  # 9 x 9: observations 0 .. 80
+
+
+@pytest.fixture(scope="module")
+def room_agent(room_dataset):
+    from zoo.agents.ad import AlgorithmDistillation
+
+    return AlgorithmDistillation(room_dataset, context_length=20, **TINY)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_layers": 0}, "n_layers=0 is not allowed"),
+        ({"n_layers": 1.5}, r"n_layers=1\.5 is not allowed"),
+        ({"embed_dim": 0}, "embed_dim=0 is not allowed"),
+        ({"embed_dim": -4}, "embed_dim=-4 is not allowed"),
+        ({"n_heads": 0}, "n_heads=0 is not allowed"),
+        ({"embed_dim": 12, "n_heads": 4}, "embed_dim=12 is not allowed with n_heads=4"),
+        ({"weight_decay": -0.1}, r"weight_decay=-0\.1 is not allowed; use a real number >= 0"),
+        ({"weight_decay": "0.1"}, "weight_decay='0.1' is not allowed"),
+        ({"min_lr_ratio": 1.5}, r"min_lr_ratio=1\.5 is not allowed; use a real number in \[0, 1\]"),
+        ({"min_lr_ratio": -0.1}, r"min_lr_ratio=-0\.1 is not allowed"),
+        ({"max_grad_norm": 0.0}, r"max_grad_norm=0\.0 is not allowed; use a real number > 0"),
+        ({"max_grad_norm": -1}, "max_grad_norm=-1 is not allowed"),
+        ({"learning_rate": float("nan")}, "learning_rate=nan is not allowed"),
+        ({"dropout": -0.1}, r"dropout=-0\.1 is not allowed"),
+        ({"attention_dropout": 1.0}, r"attention_dropout=1\.0 is not allowed"),
+        ({"warmup_steps": 2.5}, r"warmup_steps=2\.5 is not allowed"),
+    ],
+)
+def test_bad_ad_hyperparameters_are_refused_before_the_dataset_is_read(kwargs: dict, match: str) -> None:
+    from zoo.agents.ad import AlgorithmDistillation
+
+    # The dataset path does not exist: the argument check must come first.
+    with pytest.raises(ValueError, match=match):
+        AlgorithmDistillation("/nonexistent/dataset", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("n_layers", 0, "n_layers=0"),
+        ("embed_dim", 0, "embed_dim=0"),
+        ("n_heads", 0, "n_heads=0"),
+        ("n_observations", 0, "n_observations=0"),
+        ("rope_base", 0.0, "rope_base=0.0"),
+    ],
+)
+def test_model_config_refuses_empty_architectures(field: str, value, match: str) -> None:
+    from zoo.agents.ad.model import ModelConfig, TransformerPolicy
+
+    kwargs = dict(observation_kind="discrete", observation_shape=(), n_observations=4, n_actions=3)
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=match):
+        TransformerPolicy(ModelConfig(**kwargs))
+
+
+@pytest.mark.parametrize(
+    ("observation", "match"),
+    [
+        (81, r"observation=81 is out of range; .*integers in \[0, 80\]"),
+        (-1, r"observation=-1 is out of range"),
+        (np.array([3, 81]), r"observation=81 is out of range"),
+        (3.0, "observation has dtype float64"),
+        (np.zeros((2, 2), dtype=np.int64), r"observation has shape \(2, 2\)"),
+    ],
+)
+def test_ad_predict_refuses_observations_outside_the_space(room_agent, observation, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        room_agent.predict(observation)
+
+
+def test_ad_predict_refuses_bad_state_and_reward(room_agent) -> None:
+    _, state = room_agent.predict(np.array([40, 41]))
+    with pytest.raises(ValueError, match=r"reward=.* is not allowed.*shape \(2,\)"):
+        room_agent.predict(np.array([40, 41]), state, reward=np.zeros(3))
+    with pytest.raises(ValueError, match="state=tuple is not allowed"):
+        room_agent.predict(40, state=(None,), reward=0.0)
+    with pytest.raises(ValueError, match="temperature=0 is not allowed"):
+        room_agent.predict(40, temperature=0)
+    actions, _ = room_agent.predict(np.array([40, 41]), state, reward=[0.0, 1.0])
+    assert actions.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_tasks": -1}, "n_tasks=-1 is not allowed; use an integer >= 1"),
+        ({"n_tasks": 0}, "n_tasks=0 is not allowed"),
+        ({"n_tasks": 2.0}, r"n_tasks=2\.0 is not allowed"),
+        ({"episodes": 0}, "episodes=0 is not allowed"),
+        ({"temperature": -1.0}, r"temperature=-1\.0 is not allowed"),
+        ({"deterministic": "yes"}, "deterministic='yes' is not allowed"),
+    ],
+)
+def test_evaluate_in_context_refuses_bad_arguments(room_agent, kwargs: dict, match: str) -> None:
+    from zoo.agents.ad import evaluate_in_context
+
+    with pytest.raises(ValueError, match=match):
+        evaluate_in_context(room_agent, ROOM, **{"episodes": 1, **kwargs})
+
+
+def test_evaluate_in_context_n_tasks_none_means_all(room_agent) -> None:
+    from zoo.agents.ad import evaluate_in_context
+
+    assert evaluate_in_context(room_agent, ROOM, episodes=1, n_tasks=None).returns.shape[0] == len(
+        zoo.envs.tasks(ROOM, "test")
+    )
+    assert evaluate_in_context(room_agent, ROOM, episodes=1, n_tasks=2).returns.shape[0] == 2
+
+
+@pytest.mark.parametrize("source_name", ["UCB", "ThompsonSampling"])
+def test_bandit_sources_on_a_grid_world_are_refused_naming_the_valid_ones(source_name: str, tmp_path) -> None:
+    from zoo.agents import ad
+
+    source = getattr(ad, source_name)()
+    with pytest.raises(ValueError, match=rf"source='{source.name}' does not fit env_id='{ROOM}'") as error:
+        ad.collect_histories(ROOM, source, tmp_path / "data", episodes=2, env_kwargs={"size": 3})
+    assert "'q_learning'" in str(error.value) and "'noisy_expert'" in str(error.value)
+    assert "'ucb'" not in str(error.value).split("Sources for")[1]
+    assert not (tmp_path / "data").exists()  # refused before anything was written
+
+
+def test_grid_sources_on_the_bandit_are_refused_naming_the_valid_ones(tmp_path) -> None:
+    from zoo.agents import ad
+
+    bandit = "zoo/AdversarialBandit-v0"
+    with pytest.raises(ValueError, match=r"source='q_learning' does not fit.*'ucb', 'thompson'"):
+        ad.collect_histories(bandit, ad.TabularQLearning(), tmp_path / "data", episodes=2)
+    with pytest.raises(ValueError, match=r"source='noisy_expert' does not fit.*Watermaze"):
+        ad.collect_histories("zoo/Watermaze-v0", ad.NoisyExpert(), tmp_path / "data", episodes=2)
+    with pytest.raises(ValueError, match=r"source='ucb' is not a Source"):
+        ad.collect_histories(bandit, "ucb", tmp_path / "data", episodes=2)
+    with pytest.raises(ValueError, match=r"tasks_per_batch=0 is not allowed"):
+        ad.collect_histories(bandit, ad.UCB(), tmp_path / "data", episodes=2, tasks_per_batch=0)

@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from zoo.envs.base import check_integer, check_real
 from zoo.hub.serialization import atomic_write_text
 
 from .dataset import HistoryDataset
-from .model import KVCache, ModelConfig, TransformerPolicy
+from .model import KVCache, ModelConfig, TransformerPolicy, check_architecture
 
 __all__ = ["AlgorithmDistillation", "InContextState"]
 
@@ -143,22 +144,33 @@ class AlgorithmDistillation:
         verbose: int = 0,
         _metadata: dict[str, Any] | None = None,
     ) -> None:
+        # Everything is checked before the dataset is read, so a typo fails at once.
+        check_architecture(
+            context_length=context_length,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            embed_dim=embed_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+        )
         for name, value in (
-            ("context_length", context_length),
             ("batch_size", batch_size),
             ("checkpoint_every", checkpoint_every),
             ("subsample", subsample),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+            check_integer(name, value, 1)
+        check_integer("warmup_steps", warmup_steps, 0)
+        check_integer("verbose", verbose, 0)
+        if seed is not None:
+            check_integer("seed", seed, 0)
         if observation_encoding not in OBSERVATION_ENCODINGS:
             raise ValueError(
                 f"observation_encoding={observation_encoding!r} is not allowed; use one of {OBSERVATION_ENCODINGS}"
             )
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps={warmup_steps!r} must be >= 0")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate={learning_rate!r} must be > 0")
+        learning_rate = check_real("learning_rate", learning_rate, 0.0, exclusive_minimum=True)
+        weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        min_lr_ratio = check_real("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
+        max_grad_norm = check_real("max_grad_norm", max_grad_norm, 0.0, exclusive_minimum=True)
         self.context_length = context_length
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -451,7 +463,21 @@ class AlgorithmDistillation:
                 f"observation has shape {np.asarray(observation).shape}; expected {shape} or (batch, *{shape})"
             )
         if self.config.observation_kind == "discrete":
+            # Out-of-range indices would fail deep inside the embedding (or, on CUDA, as a device
+            # assert); floats would be truncated silently.
+            n = self.config.n_observations
+            allowed = f"the observations of {self.env_id!r} are integers in [0, {n - 1}]"
+            if array.dtype.kind not in "iu":
+                raise ValueError(f"observation has dtype {array.dtype}; {allowed}")
+            outside = array[(array < 0) | (array >= n)]
+            if outside.size:
+                raise ValueError(f"observation={int(outside[0])} is out of range; {allowed}")
             return torch.as_tensor(array.astype(np.int64), device=self.device), single
+        if array.dtype.kind not in "iuf" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+            raise ValueError(
+                f"observation has dtype {array.dtype} or non-finite values; expected finite numbers "
+                f"of shape {shape} or (batch, *{shape})"
+            )
         if self.config.observation_kind == "image":
             return torch.as_tensor(array, device=self.device), single
         return torch.as_tensor(array.astype(np.float32), device=self.device), single
@@ -489,8 +515,11 @@ class AlgorithmDistillation:
         :param temperature: sampling temperature (> 0).
         :return: the actions and the new state.
         """
-        if not temperature > 0:
-            raise ValueError(f"temperature={temperature!r} must be > 0")
+        check_real("temperature", temperature, 0.0, exclusive_minimum=True)
+        if state is not None and not isinstance(state, InContextState):
+            raise ValueError(
+                f"state={type(state).__name__} is not allowed; pass None or the state a previous predict returned"
+            )
         self.policy.eval()
         observations, single = self._observation_tensor(observation)
         batch = observations.shape[0]
@@ -506,7 +535,12 @@ class AlgorithmDistillation:
                 )
             if reward is None:
                 raise ValueError("reward=None: pass the rewards of the previous actions when state is given")
-            previous_rewards = np.broadcast_to(np.asarray(reward, dtype=np.float32), (batch,))
+            rewards = np.asarray(reward)
+            if rewards.dtype.kind not in "biuf" or rewards.shape not in ((), (batch,), (1,)):
+                raise ValueError(
+                    f"reward={reward!r} is not allowed; give one number, or one per history (shape ({batch},))"
+                )
+            previous_rewards = np.broadcast_to(rewards.astype(np.float32), (batch,))
         logits = self.policy.step(
             state.cache,
             observations,

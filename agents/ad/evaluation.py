@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from zoo.envs.base import check_bool, check_integer, check_real
+
 from .algorithm import AlgorithmDistillation
 from .dataset import History
 from .sources import VectorPolicy, make_task_vector_env, run_vectorised
@@ -130,7 +132,8 @@ def evaluate_in_context(
     :param split: task split used when ``tasks`` is None (``"test"`` = held-out tasks).
     :param episodes: episodes per task.
     :param tasks: explicit tasks (overrides ``split``).
-    :param n_tasks: use only the first ``n_tasks`` tasks.
+    :param n_tasks: use only the first ``n_tasks`` tasks (an integer >= 1; all of them when
+        there are fewer; ``None``: all).
     :param env_kwargs: constructor arguments; default: the model's (a different value raises).
     :param deterministic: argmax actions instead of sampling.
     :param temperature: sampling temperature (> 0).
@@ -150,10 +153,12 @@ def evaluate_in_context(
         env_kwargs = model.env_kwargs
     elif dict(env_kwargs) != model.env_kwargs:
         raise ValueError(f"env_kwargs={env_kwargs!r} differ from the model's {model.env_kwargs!r}")
-    if episodes < 1:
-        raise ValueError(f"episodes={episodes!r} must be >= 1")
-    if not temperature > 0:
-        raise ValueError(f"temperature={temperature!r} must be > 0")
+    check_integer("episodes", episodes, 1)
+    if n_tasks is not None:
+        check_integer("n_tasks", n_tasks, 1)  # a negative value would silently drop tasks from the end
+    check_real("temperature", temperature, 0.0, exclusive_minimum=True)
+    check_integer("seed", seed, 0)
+    check_bool("deterministic", deterministic)
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
     tasks = list(tasks)

@@ -40,7 +40,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KVCache", "ModelConfig", "TransformerPolicy"]
+from zoo.envs.base import check_integer, check_real
+
+__all__ = ["KVCache", "ModelConfig", "TransformerPolicy", "check_architecture"]
+
+
+def check_architecture(
+    context_length: Any,
+    n_layers: Any,
+    n_heads: Any,
+    embed_dim: Any,
+    dropout: Any,
+    attention_dropout: Any,
+) -> None:
+    """Raise ``ValueError`` naming the argument unless the transformer's sizes are usable.
+
+    Shared by :meth:`ModelConfig.validate` and the constructor of
+    :class:`~zoo.agents.ad.AlgorithmDistillation`, which checks before it loads a dataset.
+    """
+    check_integer("context_length", context_length, 1)
+    check_integer("n_layers", n_layers, 1)
+    check_integer("n_heads", n_heads, 1)
+    check_integer("embed_dim", embed_dim, 2)
+    if embed_dim % n_heads != 0 or (embed_dim // n_heads) % 2 != 0:
+        raise ValueError(
+            f"embed_dim={embed_dim!r} is not allowed with n_heads={n_heads!r}: embed_dim must split "
+            "into n_heads heads of even width (RoPE rotates pairs), i.e. be a multiple of 2 * n_heads"
+        )
+    check_real("dropout", dropout, 0.0, 1.0, exclusive_maximum=True)
+    check_real("attention_dropout", attention_dropout, 0.0, 1.0, exclusive_maximum=True)
 
 
 @dataclass
@@ -77,22 +105,23 @@ class ModelConfig:
     grid_size: int = 0
 
     def validate(self) -> None:
-        """Raise ``ValueError`` on an inconsistent configuration."""
+        """Raise ``ValueError`` naming the field on an invalid or inconsistent configuration."""
         if self.observation_kind not in ("discrete", "box", "image"):
             raise ValueError(
                 f"observation_kind={self.observation_kind!r} is not allowed; use 'discrete', 'box' or 'image'"
             )
-        if self.n_actions < 1:
-            raise ValueError(f"n_actions={self.n_actions} must be >= 1")
-        if self.context_length < 1:
-            raise ValueError(f"context_length={self.context_length} must be >= 1")
-        if self.embed_dim % self.n_heads != 0 or (self.embed_dim // self.n_heads) % 2 != 0:
-            raise ValueError(
-                f"embed_dim={self.embed_dim} must be divisible by n_heads={self.n_heads} "
-                "into heads of even width (RoPE rotates pairs)"
-            )
-        if self.grid_size < 0:
-            raise ValueError(f"grid_size={self.grid_size} must be >= 0")
+        check_integer("n_observations", self.n_observations, 1 if self.observation_kind == "discrete" else 0)
+        check_integer("n_actions", self.n_actions, 1)
+        check_integer("grid_size", self.grid_size, 0)
+        check_real("rope_base", self.rope_base, 0.0, exclusive_minimum=True)
+        check_architecture(
+            context_length=self.context_length,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            embed_dim=self.embed_dim,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+        )
         if self.grid_size and (
             self.observation_kind != "discrete" or self.grid_size**2 != self.n_observations
         ):
@@ -100,10 +129,6 @@ class ModelConfig:
                 f"grid_size={self.grid_size} needs discrete observations numbering grid_size**2 "
                 f"(got observation_kind={self.observation_kind!r}, n_observations={self.n_observations})"
             )
-        for name in ("dropout", "attention_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name}={value} must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dictionary."""

@@ -27,6 +27,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from zoo.envs.base import check_integer
+
 from .dataset import History, HistoryDataset, HistoryWriter, _task_to_json, describe_space
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Source",
     "TabularQLearning",
     "ThompsonSampling",
+    "check_source",
     "collect_histories",
     "make_task_vector_env",
 ]
@@ -192,6 +195,14 @@ class Source(ABC):
         :param seed: seed of this batch.
         """
 
+    def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:
+        """Why this source cannot learn ``env`` (``None`` when it can); checked before collecting.
+
+        :param env_id: environment id.
+        :param env: one environment of ``env_id`` (its spaces and spec).
+        """
+        return None
+
 
 class VectorisedSource(Source):
     """A numpy source that learns all tasks of a batch at once on a vector environment.
@@ -279,7 +290,20 @@ def _discrete_actions(env: gym.vector.VectorEnv) -> int:
     return int(space.n)
 
 
-class UCB(VectorisedSource):
+class _BanditSource(VectorisedSource):
+    """A bandit algorithm: it never looks at observations, so it only fits one-pull episodes."""
+
+    def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:
+        one_pull = env.spec is not None and env.spec.max_episode_steps == 1
+        if one_pull and isinstance(env.action_space, gym.spaces.Discrete):
+            return None
+        return (
+            f"{self.name!r} is a bandit algorithm; it ignores observations, so it only fits one-pull "
+            "episodes (max_episode_steps=1) with discrete arms"
+        )
+
+
+class UCB(_BanditSource):
     """UCB1 on every bandit task: pull ``argmax mean + exploration * sqrt(2 ln t / n)``.
 
     :param exploration: scale of the confidence bonus.
@@ -302,7 +326,7 @@ class UCB(VectorisedSource):
         return _UCBPolicy(env.num_envs, _discrete_actions(env), rng, self.exploration)
 
 
-class ThompsonSampling(VectorisedSource):
+class ThompsonSampling(_BanditSource):
     """Beta-Bernoulli Thompson sampling on every bandit task.
 
     :param vectorization: see :func:`make_task_vector_env`.
@@ -432,6 +456,17 @@ class TabularQLearning(VectorisedSource):
             "initial_value": self.initial_value,
         }
 
+    def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:
+        discrete = isinstance(env.observation_space, gym.spaces.Discrete) and isinstance(
+            env.action_space, gym.spaces.Discrete
+        )
+        if discrete:
+            return None
+        return (
+            f"tabular Q-learning needs Discrete observations and actions, not observation_space="
+            f"{env.observation_space} and action_space={env.action_space}"
+        )
+
     def make_policy(
         self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
     ) -> VectorPolicy:
@@ -549,6 +584,13 @@ class NoisyExpert(VectorisedSource):
     def hyperparameters(self) -> dict[str, Any]:
         return {"decay_fraction": self.decay_fraction}
 
+    def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:
+        try:
+            _expert_kind(env_id)
+        except ValueError as error:
+            return str(error)
+        return None
+
     def make_policy(
         self, env: gym.vector.VectorEnv, tasks: Sequence[Any], episodes: int, rng: np.random.Generator
     ) -> VectorPolicy:
@@ -648,6 +690,34 @@ class SB3Source(Source):
         return histories
 
 
+def _sources_for(env_id: str, env: gym.Env) -> str:
+    """The sources that fit ``env``, by the names ``zoo ad collect --source`` takes."""
+    sources: list[Source] = [UCB(), ThompsonSampling(), TabularQLearning(), NoisyExpert()]
+    names = [repr(source.name) for source in sources if source.unsuitable_for(env_id, env) is None]
+    sb3 = "an SB3 algorithm such as 'ppo', 'a2c' or 'dqn'"
+    return f"{', '.join(names)} or {sb3}" if names else sb3
+
+
+def check_source(source: Any, env_id: str, env: gym.Env) -> None:
+    """Raise ValueError naming ``source`` and listing the sources that fit, unless ``source`` can learn ``env``.
+
+    :param source: the source algorithm.
+    :param env_id: environment id.
+    :param env: one environment of ``env_id``.
+    """
+    if not isinstance(source, Source):
+        raise ValueError(
+            f"source={source!r} is not a Source; pass an instance, e.g. TabularQLearning() or "
+            f"NoisyExpert(). Sources for {env_id!r}: {_sources_for(env_id, env)}"
+        )
+    reason = source.unsuitable_for(env_id, env)
+    if reason is not None:
+        raise ValueError(
+            f"source={source.name!r} does not fit env_id={env_id!r}: {reason}. "
+            f"Sources for {env_id!r}: {_sources_for(env_id, env)}"
+        )
+
+
 def collect_histories(
     env_id: str,
     source: Source,
@@ -683,16 +753,20 @@ def collect_histories(
     import zoo.envs
 
     env_kwargs = dict(env_kwargs or {})
-    if episodes < 1:
-        raise ValueError(f"episodes={episodes!r} must be >= 1")
-    if tasks_per_batch < 1:
-        raise ValueError(f"tasks_per_batch={tasks_per_batch!r} must be >= 1")
+    check_integer("episodes", episodes, 1)
+    check_integer("tasks_per_batch", tasks_per_batch, 1)
+    check_integer("seed", seed, 0)
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
     tasks = list(tasks)
     if not tasks:
         raise ValueError("tasks=[] is empty; give at least one task")
     probe = gym.make(env_id, task=tasks[0], **env_kwargs)
+    try:
+        check_source(source, env_id, probe)  # before anything is written to ``directory``
+    except ValueError:
+        probe.close()
+        raise
     header = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
