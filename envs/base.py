@@ -65,6 +65,7 @@ def check_real(
     *,
     exclusive_minimum: bool = False,
     exclusive_maximum: bool = False,
+    finite: bool = False,
 ) -> float:
     """Return ``value`` as float, or raise ValueError naming ``name`` unless it is a real number in range.
 
@@ -76,6 +77,7 @@ def check_real(
     :param maximum: the largest allowed value (``None``: no upper bound).
     :param exclusive_minimum: refuse ``value == minimum`` too.
     :param exclusive_maximum: refuse ``value == maximum`` too.
+    :param finite: refuse infinities too.
     """
     if minimum is not None and maximum is not None:
         allowed = f"in {'(' if exclusive_minimum else '['}{minimum:g}, {maximum:g}{')' if exclusive_maximum else ']'}"
@@ -89,10 +91,12 @@ def check_real(
         isinstance(value, bool | np.bool_)
         or not isinstance(value, numbers.Real)
         or math.isnan(value)
+        or (finite and math.isinf(value))
         or (minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)))
         or (maximum is not None and (value > maximum or (exclusive_maximum and value == maximum)))
     ):
-        raise ValueError(f"{name}={value!r} is not allowed; use a real number {allowed}")
+        kind = "finite real number" if finite else "real number"
+        raise ValueError(f"{name}={value!r} is not allowed; use a {kind} {allowed}")
     return float(value)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -220,3 +223,62 @@ def test_grid_sources_on_the_bandit_are_refused_naming_the_valid_ones(tmp_path) 
         ad.collect_histories(bandit, "ucb", tmp_path / "data", episodes=2)
     with pytest.raises(ValueError, match=r"tasks_per_batch=0 is not allowed"):
         ad.collect_histories(bandit, ad.UCB(), tmp_path / "data", episodes=2, tasks_per_batch=0)
+
+
+# -- ReenGAGE --------------------------------------------------------------------------------------
+
+
+def _reengage(name: str, **kwargs: Any) -> Any:
+    from zoo.agents import MultiReenGAGE, ReenGAGEDDPG, ReenGAGEDQN, ReenGAGESAC, ReenGAGETD3
+
+    classes = {
+        "ddpg": ReenGAGEDDPG,
+        "td3": ReenGAGETD3,
+        "sac": ReenGAGESAC,
+        "dqn": ReenGAGEDQN,
+        "multi": MultiReenGAGE,
+    }
+    env = {"dqn": "zoo/BitFlip-v0", "multi": "zoo/DriveSeek-v0"}.get(name, "zoo/ContinuousSeek-d5-v0")
+    policy = "MultiGoalPolicy" if name == "multi" else "MultiInputPolicy"
+    return classes[name](policy, gym.make(env), buffer_size=100, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["ddpg", "td3", "sac", "dqn", "multi"])
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (True, "gradient_reg=True is not allowed; use a finite real number >= 0"),
+        ("0.2", r"gradient_reg='0\.2' is not allowed"),
+        (math.inf, "gradient_reg=inf is not allowed"),
+    ],
+)
+def test_reengage_gradient_reg_must_be_a_real_number(name: str, value, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _reengage(name, gradient_reg=value)
+
+
+def test_reengage_dqn_gradient_temperature_must_be_a_real_number() -> None:
+    with pytest.raises(ValueError, match=r"gradient_temperature='0\.1' is not allowed"):
+        _reengage("dqn", gradient_temperature="0.1")
+
+
+@pytest.mark.parametrize("name", ["multi", "td3"])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"policy_delay": 0}, "policy_delay=0 is not allowed; use an integer >= 1"),
+        ({"policy_delay": 1.5}, r"policy_delay=1\.5 is not allowed"),
+        ({"target_policy_noise": -1}, "target_policy_noise=-1 is not allowed; use a finite real number >= 0"),
+        ({"target_noise_clip": -0.5}, r"target_noise_clip=-0\.5 is not allowed"),
+    ],
+)
+def test_reengage_td3_smoothing_arguments_are_refused_at_construction(
+    name: str, kwargs: dict, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        _reengage(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["ddpg", "td3", "sac", "dqn", "multi"])
+def test_reengage_integer_gradient_reg_is_still_accepted(name: str) -> None:
+    assert _reengage(name, gradient_reg=0).gradient_reg == 0.0

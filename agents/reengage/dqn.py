@@ -9,6 +9,8 @@ import torch as th
 from stable_baselines3 import DQN
 from torch.nn import functional as F
 
+from zoo.envs.base import check_real
+
 from .loss import (
     check_goal_observation_space,
     check_gradient_reg,
@@ -58,11 +60,9 @@ class ReenGAGEDQN(DQN):
         **kwargs: Any,
     ):
         self.gradient_reg = check_gradient_reg(gradient_reg)
-        if not float(gradient_temperature) > 0 or not np.isfinite(gradient_temperature):
-            raise ValueError(
-                f"gradient_temperature={gradient_temperature!r} is not allowed; use a finite number > 0"
-            )
-        self.gradient_temperature = float(gradient_temperature)
+        self.gradient_temperature = check_real(
+            "gradient_temperature", gradient_temperature, 0.0, exclusive_minimum=True, finite=True
+        )
         super().__init__(policy, env, **kwargs)
 
     def _setup_model(self) -> None:

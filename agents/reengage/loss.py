@@ -7,12 +7,13 @@ the goal, ``grad_g' y``. The helpers here are shared by every ReenGAGE agent of 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
 from torch.nn import functional as F
+
+from zoo.envs.base import check_real
 
 __all__ = [
     "DESIRED_GOAL_KEY",
@@ -28,19 +29,14 @@ __all__ = [
 DESIRED_GOAL_KEY = "desired_goal"
 
 
-def check_gradient_reg(gradient_reg: float) -> float:
+def check_gradient_reg(gradient_reg: Any) -> float:
     """Validate the weight of the goal-gradient term.
 
-    :param gradient_reg: the weight; must be a finite number >= 0.
+    :param gradient_reg: the weight; must be a finite real number >= 0 (bools and strings such
+        as ``True`` or ``"0.2"`` are refused, not converted).
     :return: the weight as a float.
     """
-    try:
-        value = float(gradient_reg)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"gradient_reg={gradient_reg!r} is not allowed; use a finite number >= 0") from error
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"gradient_reg={gradient_reg!r} is not allowed; use a finite number >= 0")
-    return value
+    return check_real("gradient_reg", gradient_reg, 0.0, finite=True)
 
 
 def check_goal_observation_space(observation_space: spaces.Space | None) -> None:

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from .loss import check_gradient_reg, goal_gradient, with_goal
 from .policies import MultiGoalPolicy, check_multi_goal_space
-from .td3 import DEFAULT_GRADIENT_REG, check_critic_sees_goal
+from .td3 import DEFAULT_GRADIENT_REG, check_critic_sees_goal, check_target_smoothing
 
 __all__ = ["GoalRewardFn", "MultiReenGAGE", "cell_goal_rewards"]
 
@@ -77,6 +77,7 @@ class MultiReenGAGE(TD3):
         **kwargs: Any,
     ):
         self.gradient_reg = check_gradient_reg(gradient_reg)
+        check_target_smoothing(policy_delay, target_policy_noise, target_noise_clip)
         if goal_reward_fn is not None and not callable(goal_reward_fn):
             raise ValueError(f"goal_reward_fn={goal_reward_fn!r} is not allowed; use a callable or None")
         self.goal_reward_fn = goal_reward_fn

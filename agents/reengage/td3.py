@@ -9,6 +9,8 @@ import torch as th
 from stable_baselines3 import TD3
 from stable_baselines3.common.utils import polyak_update
 
+from zoo.envs.base import check_integer, check_real
+
 from .loss import (
     check_goal_observation_space,
     check_gradient_reg,
@@ -18,7 +20,13 @@ from .loss import (
     with_goal,
 )
 
-__all__ = ["DEFAULT_GRADIENT_REG", "ReenGAGETD3", "ReenGAGETD3Mixin", "check_critic_sees_goal"]
+__all__ = [
+    "DEFAULT_GRADIENT_REG",
+    "ReenGAGETD3",
+    "ReenGAGETD3Mixin",
+    "check_critic_sees_goal",
+    "check_target_smoothing",
+]
 
 #: Default weight of the goal-gradient term (``alpha * d`` with the paper's ``alpha = 0.2 / d``).
 DEFAULT_GRADIENT_REG = 0.2
@@ -44,6 +52,21 @@ def check_critic_sees_goal(policy: Any, gradient_reg: float) -> None:
             "the gradient of Q with respect to the goal that ReenGAGE distils; use "
             "share_features_extractor=False (the default)"
         )
+
+
+def check_target_smoothing(policy_delay: Any, target_policy_noise: Any, target_noise_clip: Any) -> None:
+    """Refuse TD3 arguments that SB3 would only trip over during training (or silently misuse).
+
+    ``policy_delay=0`` divides by zero at the first update; a negative noise scale or clip makes
+    ``normal_`` fail or ``clamp(-c, c)`` pin every noise draw to ``-c``.
+
+    :param policy_delay: critic updates per actor update, an integer >= 1.
+    :param target_policy_noise: standard deviation of the target policy smoothing noise, >= 0.
+    :param target_noise_clip: absolute clip of that noise, >= 0.
+    """
+    check_integer("policy_delay", policy_delay, 1)
+    check_real("target_policy_noise", target_policy_noise, 0.0, finite=True)
+    check_real("target_noise_clip", target_noise_clip, 0.0, finite=True)
 
 
 class ReenGAGETD3Mixin:
@@ -170,4 +193,9 @@ class ReenGAGETD3(ReenGAGETD3Mixin, TD3):
 
     def __init__(self, policy: Any, env: Any, gradient_reg: float = DEFAULT_GRADIENT_REG, **kwargs: Any):
         self._init_reengage(gradient_reg)
+        check_target_smoothing(
+            kwargs.get("policy_delay", 2),
+            kwargs.get("target_policy_noise", 0.2),
+            kwargs.get("target_noise_clip", 0.5),
+        )
         super().__init__(policy, env, **kwargs)
