@@ -13,34 +13,23 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .push import _check_repo_id, download_snapshot, hub_endpoint
+from .trust import npy_header
 
 
 def check_npy_files(directory: str | os.PathLike[str]) -> list[Path]:
     """Check that every ``.npy`` file under ``directory`` is plain numeric/boolean data.
 
-    Only the header is read (no array is loaded, nothing is unpickled).
+    Only the headers are read (no array is loaded, nothing is unpickled), through
+    :func:`zoo.hub.trust.npy_header`.
 
     :param directory: the folder to scan.
     :return: the ``.npy`` files found.
+    :raises UntrustedFileError: naming the first file that is not a plain array.
     """
     found = []
     for path in sorted(Path(directory).rglob("*.npy")):
-        with open(path, "rb") as file:
-            try:
-                version = np.lib.format.read_magic(file)
-                if version == (1, 0):
-                    _, _, dtype = np.lib.format.read_array_header_1_0(file)
-                else:
-                    _, _, dtype = np.lib.format.read_array_header_2_0(file)
-            except ValueError as error:
-                raise ValueError(f"{path} is not a valid .npy file: {error}") from error
-        if dtype.hasobject:
-            raise ValueError(
-                f"{path} stores Python objects (dtype {dtype}), which could only be read by unpickling; refused"
-            )
+        npy_header(path, root=directory)
         found.append(path)
     return found
 

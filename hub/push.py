@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .files import atomic_write_text
 from .serialization import (
     AGENT_FILE,
     CONFIG_FILE,
     VEC_NORMALIZE_FILE,
     WEIGHTS_FILE,
-    _lookup_algorithm,
     is_sb3_algorithm,
     load_agent,
     read_agent_config,
@@ -38,6 +38,7 @@ from .serialization import (
     save_agent,
     write_json,
 )
+from .trust import UntrustedFileError, lookup_algorithm
 
 RESULTS_FILE = "results.json"
 VIDEO_FILE = "replay.mp4"
@@ -88,8 +89,16 @@ class NotCachedError(HubError, FileNotFoundError):
     """Offline (or the Hub unreachable) and the requested files are not in the local cache."""
 
 
-class UnsafeFormatError(HubError, ValueError):
+class UnsafeFormatError(HubError, UntrustedFileError):
     """The repo holds only a pickled model, which is loaded only with ``trust_remote_code=True``."""
+
+    def __init__(
+        self, message: str, *, repo_id: str, revision: str | None = None, filename: str | None = None
+    ) -> None:
+        HubError.__init__(self, message, repo_id=repo_id, revision=revision, filename=filename)
+        self.path = Path(filename or repo_id)
+        self.problem = message
+        self.field = None
 
 
 @dataclass(frozen=True)
@@ -319,10 +328,7 @@ def _remember_ref(cache: str, repo_id: str, repo_type: str, revision: str, commi
         raise ValueError(f"revision={revision!r} is not a valid branch or tag name")
     ref.parent.mkdir(parents=True, exist_ok=True)
     if not ref.is_file() or ref.read_text() != commit:
-        handle, temporary = tempfile.mkstemp(dir=ref.parent, prefix=".ref.")
-        with os.fdopen(handle, "w") as file:
-            file.write(commit)
-        os.replace(temporary, ref)
+        atomic_write_text(ref, commit)
 
 
 def download_file(
@@ -816,4 +822,4 @@ def _lookup_algorithm_case_insensitive(name: str) -> type:
     for candidate, cls in algorithm_registry().items():
         if candidate.lower() == name.lower():
             return cls
-    return _lookup_algorithm(name)
+    return lookup_algorithm(name)

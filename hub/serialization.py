@@ -18,10 +18,11 @@ downloaded from the network can run arbitrary code. This module stores instead:
 ``vec_normalize.json`` (optional)
     The running mean and variance of a ``VecNormalize`` wrapper, as JSON arrays.
 
-Loading never imports a name written in a file unless it is on an allow-list: algorithm
-classes of SB3, sb3-contrib and ``zoo.agents``; policies, feature extractors and buffers
-defined in those packages; activation and other modules from ``torch.nn``; optimizers from
-``torch.optim``. Agents that are not SB3 algorithms (Algorithm Distillation) save themselves
+Everything read back from those files passes :mod:`zoo.hub.trust`, the one module that parses
+untrusted bytes: classes come from its allow-list (SB3, sb3-contrib and ``zoo`` algorithms,
+policies, extractors and buffers; ``torch.nn`` modules; ``torch.optim`` optimizers),
+hyper-parameters from its per-field allow-list (never ``teacher``, paths or callables), and the
+model's tensor shapes are checked against the safetensors header before anything is allocated. Agents that are not SB3 algorithms (Algorithm Distillation) save themselves
 through their own ``save(directory)``; this module adds an ``agent.json`` naming the class so
 that :func:`load_agent` can find its ``load(directory, device)``.
 """
@@ -29,14 +30,11 @@ that :func:`load_agent` can find its ``load(directory, device)``.
 from __future__ import annotations
 
 import enum
-import importlib
 import importlib.metadata
 import inspect
-import json
 import math
 import os
 import platform
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,33 +44,45 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 
+from . import trust
+from .files import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .trust import (
+    UntrustedFileError,
+    decode_array,
+    decode_value,
+    lookup_algorithm,
+    resolve_class,
+    space_from_json,
+    zoo_agent_classes,
+)
+
+__all__ = [
+    "UntrustedFileError",
+    "algorithm_registry",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "class_reference",
+    "decode_array",
+    "decode_value",
+    "encode_array",
+    "encode_value",
+    "load_agent",
+    "read_agent_config",
+    "read_json",
+    "resolve_class",
+    "restore_vec_normalize",
+    "save_agent",
+    "space_from_json",
+    "space_to_json",
+    "write_json",
+]
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 VEC_NORMALIZE_FILE = "vec_normalize.json"
 AGENT_FILE = "agent.json"
 FORMAT_NAME = "distill-zoo-agent"
 FORMAT_VERSION = 1
-
-#: Algorithm classes that :func:`load_agent` may build, as ``name -> module``. Zoo agents are
-#: added lazily from ``zoo.agents.__all__`` so that a missing zoo module never breaks SB3 loading.
-_ALGORITHM_MODULES: dict[str, str] = {
-    "PPO": "stable_baselines3",
-    "A2C": "stable_baselines3",
-    "DQN": "stable_baselines3",
-    "SAC": "stable_baselines3",
-    "TD3": "stable_baselines3",
-    "DDPG": "stable_baselines3",
-    "RecurrentPPO": "sb3_contrib",
-    "MaskablePPO": "sb3_contrib",
-    "QRDQN": "sb3_contrib",
-    "TQC": "sb3_contrib",
-    "TRPO": "sb3_contrib",
-    "ARS": "sb3_contrib",
-    "CrossQ": "sb3_contrib",
-}
-
-#: Packages whose classes may be named in ``policy_kwargs`` and buffer classes.
-_CLASS_MODULE_PREFIXES = ("stable_baselines3.", "sb3_contrib.", "zoo.", "torch.nn", "torch.optim")
 
 # Attributes never written to / restored from config.json: objects rebuilt by the loader,
 # run-time state, and values with side effects on load (``seed`` reseeds the global RNGs).
@@ -110,15 +120,6 @@ _NOT_ENCODABLE = object()
 # --------------------------------------------------------------------------------------------
 
 
-def _allowed_bases() -> tuple[type, ...]:
-    from stable_baselines3.common.base_class import BaseAlgorithm
-    from stable_baselines3.common.buffers import BaseBuffer
-    from stable_baselines3.common.policies import BasePolicy
-    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-
-    return (th.nn.Module, th.optim.Optimizer, BasePolicy, BaseFeaturesExtractor, BaseBuffer, BaseAlgorithm)
-
-
 def class_reference(cls: type) -> dict[str, str]:
     """Describe a class as ``{"module": ..., "name": ...}`` for JSON.
 
@@ -128,36 +129,12 @@ def class_reference(cls: type) -> dict[str, str]:
     module, name = cls.__module__, cls.__qualname__
     if "." in name or "<" in name:
         raise ValueError(f"class {cls!r} is not defined at module level and cannot be saved by name")
-    if not module.startswith(_CLASS_MODULE_PREFIXES) or not issubclass(cls, _allowed_bases()):
+    if not trust._in_allowed_package(module) or not issubclass(cls, trust.allowed_bases()):
         raise ValueError(
             f"class {module}.{name} cannot be saved by name: only torch.nn modules, torch.optim "
             "optimizers, and SB3 / sb3-contrib / zoo policies, extractors and buffers are allowed"
         )
     return {"module": module, "name": name}
-
-
-def resolve_class(reference: Mapping[str, Any]) -> type:
-    """Import a class named in a config file, refusing anything outside the allow-list.
-
-    :param reference: ``{"module": ..., "name": ...}`` as written by :func:`class_reference`.
-    :return: the class.
-    """
-    module_name, name = reference.get("module"), reference.get("name")
-    if not isinstance(module_name, str) or not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"reference={dict(reference)!r} is not a valid class reference")
-    if not (module_name.startswith(_CLASS_MODULE_PREFIXES) or module_name in ("torch.nn", "torch.optim")):
-        raise ValueError(
-            f"reference={dict(reference)!r}: module {module_name!r} is not allowed; allowed prefixes "
-            f"are {_CLASS_MODULE_PREFIXES}"
-        )
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"reference={dict(reference)!r} names a class that cannot be imported") from error
-    if not isinstance(cls, type) or not issubclass(cls, _allowed_bases()):
-        raise ValueError(f"reference={dict(reference)!r} is not an allowed class")
-    return cls
 
 
 def algorithm_registry() -> dict[str, type]:
@@ -167,42 +144,13 @@ def algorithm_registry() -> dict[str, type]:
     and is a class is added (zoo families that fail to import are skipped silently).
     """
     registry: dict[str, type] = {}
-    for name, module_name in _ALGORITHM_MODULES.items():
+    for name in trust.ALGORITHM_MODULES:
         try:
-            registry[name] = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError):
+            registry[name] = lookup_algorithm(name)
+        except UntrustedFileError:  # its package is not installed
             continue
-    registry.update(_zoo_agent_classes())
+    registry.update(zoo_agent_classes())
     return registry
-
-
-def _zoo_agent_classes() -> dict[str, type]:
-    found: dict[str, type] = {}
-    try:
-        agents = importlib.import_module("zoo.agents")
-    except ImportError:
-        return found
-    for name in getattr(agents, "__all__", []):
-        try:
-            value = getattr(agents, name)
-        except Exception:  # a family that is not written yet, or fails to import
-            continue
-        if isinstance(value, type):
-            found[name] = value
-    return found
-
-
-def _lookup_algorithm(name: str) -> type:
-    if name in _ALGORITHM_MODULES:
-        try:
-            return getattr(importlib.import_module(_ALGORITHM_MODULES[name]), name)
-        except (ImportError, AttributeError) as error:
-            raise ValueError(f"algorithm {name!r} needs a package that is not installed") from error
-    zoo_classes = _zoo_agent_classes()
-    if name in zoo_classes:
-        return zoo_classes[name]
-    allowed = sorted(set(_ALGORITHM_MODULES) | set(zoo_classes))
-    raise ValueError(f"algorithm={name!r} is not an allowed agent class; allowed: {allowed}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,14 +162,6 @@ def _encode_float(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
-def _decode_float(value: float | int | str) -> float:
-    if isinstance(value, str):
-        if value not in ("nan", "inf", "-inf"):
-            raise ValueError(f"value={value!r} is not a number")
-        return float(value)
-    return float(value)
 
 
 def encode_array(array: np.ndarray) -> dict[str, Any]:
@@ -238,19 +178,6 @@ def encode_array(array: np.ndarray) -> dict[str, Any]:
     else:
         raise ValueError(f"array of dtype {array.dtype} cannot be encoded; numeric arrays only")
     return {"dtype": array.dtype.str, "shape": list(array.shape), "data": data}
-
-
-def decode_array(encoded: Mapping[str, Any]) -> np.ndarray:
-    """Decode an array written by :func:`encode_array` (no pickle, numeric dtypes only).
-
-    :param encoded: the JSON mapping.
-    :return: the array.
-    """
-    dtype = np.dtype(encoded["dtype"])
-    if dtype.kind not in "fiub":
-        raise ValueError(f"dtype={dtype} is not allowed; numeric dtypes only")
-    values = [_decode_float(x) for x in encoded["data"]] if dtype.kind == "f" else encoded["data"]
-    return np.asarray(values, dtype=dtype).reshape([int(d) for d in encoded["shape"]])
 
 
 def space_to_json(space: spaces.Space) -> dict[str, Any]:
@@ -286,37 +213,6 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
     raise ValueError(
         f"space={space!r} cannot be saved; supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
     )
-
-
-def space_from_json(encoded: Mapping[str, Any]) -> spaces.Space:
-    """Decode a space written by :func:`space_to_json`.
-
-    :param encoded: the JSON mapping.
-    :return: the Gymnasium space.
-    """
-    kind = encoded.get("type")
-    if kind == "Box":
-        return spaces.Box(
-            low=decode_array(encoded["low"]),
-            high=decode_array(encoded["high"]),
-            shape=tuple(int(d) for d in encoded["shape"]),
-            dtype=np.dtype(encoded["dtype"]),
-        )
-    if kind == "Discrete":
-        return spaces.Discrete(int(encoded["n"]), start=int(encoded.get("start", 0)))
-    if kind == "MultiDiscrete":
-        return spaces.MultiDiscrete(
-            decode_array(encoded["nvec"]),
-            dtype=np.dtype(encoded.get("dtype", "<i8")),
-            start=decode_array(encoded["start"]) if "start" in encoded else None,
-        )
-    if kind == "MultiBinary":
-        return spaces.MultiBinary(encoded["n"])
-    if kind == "Dict":
-        return spaces.Dict({str(key): space_from_json(sub) for key, sub in encoded["spaces"]})
-    if kind == "Tuple":
-        return spaces.Tuple([space_from_json(sub) for sub in encoded["spaces"]])
-    raise ValueError(f"space type={kind!r} is not supported")
 
 
 def encode_value(value: Any) -> Any:
@@ -369,92 +265,26 @@ def encode_value(value: Any) -> Any:
     return _NOT_ENCODABLE
 
 
-def decode_value(value: Any) -> Any:
-    """Decode a value written by :func:`encode_value` (classes through the allow-list only).
-
-    :param value: the JSON value.
-    :return: the Python value.
-    """
-    from stable_baselines3.common.utils import LinearSchedule
-
-    if isinstance(value, list):
-        return [decode_value(item) for item in value]
-    if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(decode_value(item) for item in value["__tuple__"])
-        if "__class__" in value:
-            return resolve_class(value["__class__"])
-        if "__float__" in value:
-            return _decode_float(value["__float__"])
-        if "__schedule__" in value:
-            if value["__schedule__"] != "linear":
-                raise ValueError(f"schedule={value['__schedule__']!r} is not supported")
-            return LinearSchedule(float(value["start"]), float(value["end"]), float(value["end_fraction"]))
-        return {key: decode_value(item) for key, item in value.items()}
-    return value
-
-
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write a file so that readers see the old content or the new, never half of it.
-
-    A temporary file in the same directory is written, flushed to disk, then renamed over
-    ``path``; on any failure the temporary file is removed.
-
-    :param path: destination (its directory is created if missing).
-    :param data: content.
-    :return: the destination path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a text file atomically (see :func:`atomic_write_bytes`).
-
-    :param path: destination.
-    :param text: content, written as UTF-8.
-    :return: the destination path.
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write strict JSON atomically.
+    """Write strict JSON atomically (see :mod:`zoo.hub.files`).
 
     :param path: destination.
     :param data: JSON-serialisable data (no NaN / inf).
     """
-    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    atomic_write_json(path, data)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, rejecting the non-standard ``NaN`` / ``Infinity`` literals.
+    """Read a strict JSON file; any problem is an :class:`UntrustedFileError` naming it.
 
     :param path: the file.
-    :return: the parsed data.
     """
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{path}: non-standard JSON constant {constant}")
-
-    with open(path, encoding="utf-8") as file:
-        return json.load(file, parse_constant=refuse)
+    return trust.read_json(path)
 
 
 def library_versions() -> dict[str, str]:
@@ -563,18 +393,15 @@ def _running_stats_to_json(stats: Any) -> Any:
     return {"mean": encode_array(stats.mean), "var": encode_array(stats.var), "count": float(stats.count)}
 
 
-def _running_stats_from_json(encoded: Mapping[str, Any]) -> Any:
+def _running_stats_from_json(checked: Mapping[str, Any]) -> Any:
     from stable_baselines3.common.running_mean_std import RunningMeanStd
 
-    if "mean" not in encoded:
-        return {key: _running_stats_from_json(value) for key, value in encoded.items()}
-    mean, var = decode_array(encoded["mean"]), decode_array(encoded["var"])
-    stats = RunningMeanStd(shape=mean.shape)
-    stats.mean, stats.var, stats.count = (
-        mean.astype(np.float64),
-        var.astype(np.float64),
-        float(encoded["count"]),
-    )
+    if "mean" not in checked:
+        return {key: _running_stats_from_json(value) for key, value in checked.items()}
+    stats = RunningMeanStd(shape=checked["mean"].shape)
+    stats.mean = checked["mean"].astype(np.float64)
+    stats.var = checked["var"].astype(np.float64)
+    stats.count = float(checked["count"])
     return stats
 
 
@@ -611,24 +438,40 @@ def restore_vec_normalize(source: str | os.PathLike[str] | Mapping[str, Any], ve
     from stable_baselines3.common.vec_env import VecNormalize
 
     if isinstance(source, Mapping):
-        data = source
+        path: Path = Path("<vec_normalize>")
+        data: Any = source
     else:
         path = Path(source)
-        data = read_json(path / VEC_NORMALIZE_FILE if path.is_dir() else path)
+        path = path / VEC_NORMALIZE_FILE if path.is_dir() else path
+        data = trust.read_json_object(path)
+    settings = trust.vec_normalize_settings(data, path=path)
+    shape = getattr(venv.observation_space, "shape", None)
+    obs_rms = settings["obs_rms"]
+    if (
+        obs_rms is not None
+        and "mean" in obs_rms
+        and shape is not None
+        and tuple(obs_rms["mean"].shape) != tuple(shape)
+    ):
+        raise UntrustedFileError(
+            path,
+            f"statistics of shape {list(obs_rms['mean'].shape)} do not fit observations of shape {list(shape)}",
+            field="obs_rms",
+        )
     wrapper = VecNormalize(
         venv,
         training=False,
-        norm_obs=bool(data["norm_obs"]),
+        norm_obs=settings["norm_obs"],
         norm_reward=False,
-        clip_obs=float(data["clip_obs"]),
-        clip_reward=float(data["clip_reward"]),
-        gamma=float(data["gamma"]),
-        epsilon=float(data["epsilon"]),
-        norm_obs_keys=data.get("norm_obs_keys"),
+        clip_obs=settings["clip_obs"],
+        clip_reward=settings["clip_reward"],
+        gamma=settings["gamma"],
+        epsilon=settings["epsilon"],
+        norm_obs_keys=settings["norm_obs_keys"],
     )
-    if data["obs_rms"] is not None:
-        wrapper.obs_rms = _running_stats_from_json(data["obs_rms"])
-    wrapper.ret_rms = _running_stats_from_json(data["ret_rms"])
+    if obs_rms is not None:
+        wrapper.obs_rms = _running_stats_from_json(obs_rms)
+    wrapper.ret_rms = _running_stats_from_json(settings["ret_rms"])
     return wrapper
 
 
@@ -721,14 +564,8 @@ def save_agent(
     else:
         (directory / VEC_NORMALIZE_FILE).unlink(missing_ok=True)
 
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata={"format": "pt", "algorithm": type(model).__name__})
-        os.replace(temporary, directory / WEIGHTS_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(directory / WEIGHTS_FILE) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": "pt", "algorithm": type(model).__name__})
     write_json(directory / CONFIG_FILE, config)
     return directory
 
@@ -738,7 +575,7 @@ def class_reference_for_agent(cls: type) -> dict[str, str]:
 
     :param cls: the agent class.
     """
-    if _zoo_agent_classes().get(cls.__name__) is not cls:
+    if zoo_agent_classes().get(cls.__name__) is not cls:
         raise ValueError(
             f"agent class {cls.__module__}.{cls.__qualname__} is not exported by zoo.agents, so it "
             "could not be loaded back by name"
@@ -749,27 +586,39 @@ def class_reference_for_agent(cls: type) -> dict[str, str]:
 def read_agent_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the description of a saved agent: ``agent.json`` if present, else ``config.json``.
 
+    Only the ``format`` and ``algorithm`` fields are checked here; :func:`load_agent` checks the rest.
+
     :param directory: a directory written by :func:`save_agent`.
+    :raises FileNotFoundError: if the directory holds neither file.
+    :raises UntrustedFileError: if a file is corrupt or names a class outside the allow-list.
     """
     directory = Path(directory)
     for name in (AGENT_FILE, CONFIG_FILE):
-        if (directory / name).is_file():
-            data = read_json(directory / name)
-            if isinstance(data, dict) and data.get("format") == FORMAT_NAME:
+        path = directory / name
+        if path.is_file() or path.is_symlink():
+            data = trust.read_json_object(path, root=directory)
+            if data.get("format") == FORMAT_NAME:
+                trust.field(data, "algorithm", str, path=path)
                 return data
-    if (directory / CONFIG_FILE).is_file():
+    path = directory / CONFIG_FILE
+    if path.is_file():
         # A directory written by a zoo agent's own save() (AD) without zoo.hub's agent.json.
-        data = read_json(directory / CONFIG_FILE)
-        name = data.get("algorithm") if isinstance(data, dict) else None
-        cls = _zoo_agent_classes().get(name) if isinstance(name, str) else None
+        data = trust.read_json_object(path, root=directory)
+        name = data.get("algorithm")
+        cls = zoo_agent_classes().get(name) if isinstance(name, str) else None
         if cls is not None and not _is_sb3_class(cls) and callable(getattr(cls, "load", None)):
+            metadata = data.get("metadata")
             return {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 "algorithm": name,
                 "class": {"module": cls.__module__, "name": name},
-                "env_id": (data.get("metadata") or {}).get("env_id"),
+                "env_id": metadata.get("env_id") if isinstance(metadata, dict) else None,
             }
+        raise UntrustedFileError(
+            path,
+            f"is not an agent written by zoo.hub.save_agent (format {FORMAT_NAME!r}) or a zoo agent's save()",
+        )
     raise FileNotFoundError(
         f"{directory} holds no {CONFIG_FILE} or {AGENT_FILE} written by zoo.hub.save_agent "
         f"(format {FORMAT_NAME!r})"
@@ -782,6 +631,32 @@ def _is_sb3_class(cls: type) -> bool:
     return issubclass(cls, BaseAlgorithm)
 
 
+def _policy_from_config(cls: type, reference: Any, path: Path) -> Any:
+    from stable_baselines3.common.policies import BasePolicy
+
+    if isinstance(reference, dict) and "alias" in reference:
+        alias = reference["alias"]
+        if not isinstance(alias, str) or alias not in getattr(cls, "policy_aliases", {}):
+            raise UntrustedFileError(
+                path,
+                f"policy alias {alias!r} is unknown to {cls.__name__}; "
+                f"known: {sorted(getattr(cls, 'policy_aliases', {}))}",
+                field="policy.alias",
+            )
+        return alias
+    return resolve_class(reference, path=path, field_name="policy", base=BasePolicy)
+
+
+def _saved_names(config: Mapping[str, Any], key: str, path: Path) -> list[str]:
+    parameters = trust.field(config, "parameters", dict, path=path)
+    names = trust.field(parameters, key, list, path=path, prefix="parameters")
+    if not all(isinstance(name, str) for name in names):
+        raise UntrustedFileError(
+            path, f"is {names!r}; a list of names was expected", field=f"parameters.{key}"
+        )
+    return names
+
+
 def load_agent(
     directory: str | os.PathLike[str],
     device: str | th.device = "auto",
@@ -790,37 +665,41 @@ def load_agent(
 ) -> Any:
     """Rebuild an agent saved by :func:`save_agent`, ready for ``.predict``; nothing is unpickled.
 
+    Every field is read through :mod:`zoo.hub.trust`: the config may only name allow-listed
+    classes and plain hyper-parameters, and the network it describes is first built on the
+    ``meta`` device (no memory) so that its shapes can be compared with the safetensors header.
+
     :param directory: the directory holding ``config.json`` and ``model.safetensors``.
     :param device: torch device for the model (``"auto"``: CUDA when available).
     :param env: optional environment to attach (spaces are checked). If the directory holds
         ``vec_normalize.json`` the env is wrapped in a frozen ``VecNormalize`` with those
         statistics; without ``env`` use :func:`restore_vec_normalize` yourself.
     :return: the agent, of the class named in the config.
+    :raises UntrustedFileError: naming the file and field of anything corrupt or refused.
     """
     directory = Path(directory)
     config = read_agent_config(directory)
     if "policy" not in config:
         return _load_custom_agent(directory, config, device)
 
-    from safetensors.torch import load_file
     from stable_baselines3.common.save_util import recursive_getattr, recursive_setattr
 
-    cls = _lookup_algorithm(str(config["algorithm"]))
-    policy_ref = config["policy"]
-    if "alias" in policy_ref:
-        if policy_ref["alias"] not in getattr(cls, "policy_aliases", {}):
-            raise ValueError(f"policy alias {policy_ref['alias']!r} is unknown to {cls.__name__}")
-        policy: Any = policy_ref["alias"]
-    else:
-        policy = resolve_class(policy_ref)
-    policy_kwargs = decode_value(config["policy_kwargs"])
-    observation_space = space_from_json(config["observation_space"])
-    action_space = space_from_json(config["action_space"])
-    attributes = {
-        key: decode_value(value)
-        for key, value in config["hyperparameters"].items()
-        if key not in _SKIPPED_ATTRIBUTES and not key.startswith("__")
-    }
+    path = directory / CONFIG_FILE
+    cls = lookup_algorithm(config.get("algorithm"), path=path)
+    if not _is_sb3_class(cls):
+        raise UntrustedFileError(path, f"{cls.__name__} is not an SB3 algorithm", field="algorithm")
+    policy = _policy_from_config(cls, config["policy"], path)
+    policy_kwargs = trust.policy_kwargs(config.get("policy_kwargs"), path=path)
+    observation_space = space_from_json(
+        config.get("observation_space"), path=path, field_name="observation_space"
+    )
+    action_space = space_from_json(config.get("action_space"), path=path, field_name="action_space")
+    attributes = trust.agent_hyperparameters(config.get("hyperparameters"), path=path)
+    env_id = config.get("env_id")
+    if env_id is not None:
+        trust.check_env_id(env_id, path=path, field_name="env_id", registered=False)
+    saved_modules = _saved_names(config, "modules", path)
+    variables = _saved_names(config, "variables", path)
 
     if env is not None:
         from stable_baselines3.common.utils import check_for_correct_spaces
@@ -845,55 +724,78 @@ def load_agent(
             attributes.pop("replay_buffer_kwargs", None)
 
     signature = inspect.signature(cls.__init__).parameters
-    constructor_kwargs = {
-        key: value
-        for key, value in attributes.items()
-        if key in signature and key not in ("policy", "env", "device", "_init_setup_model", "policy_kwargs")
-    }
-    model = cls(
-        policy=policy,
-        env=env,
-        device=device,
-        policy_kwargs=policy_kwargs,
-        _init_setup_model=False,
-        **constructor_kwargs,
-    )
-    model.observation_space = observation_space
-    model.action_space = action_space
-    # Restore only attributes the constructor created (and n_envs, which needs an env to be
-    # set), never names of methods or properties: a config cannot add behaviour to the class.
-    for key, value in attributes.items():
-        on_class = getattr(type(model), key, None)
-        if callable(on_class) or isinstance(on_class, property):
-            raise ValueError(f"{directory / CONFIG_FILE}: hyper-parameter {key!r} would replace a method")
-        if key in vars(model) or key == "n_envs":
-            setattr(model, key, value)
-    model._setup_model()
+    constructor_kwargs = {key: value for key, value in attributes.items() if key in signature}
 
-    tensors = load_file(str(directory / WEIGHTS_FILE), device="cpu")
-    module_names, variable_names = model._get_torch_save_params()
-    saved_modules = list(config["parameters"]["modules"])
-    expected_modules = [n for n in module_names if isinstance(recursive_getattr(model, n), th.nn.Module)]
-    if sorted(saved_modules) != sorted(expected_modules):
-        raise ValueError(
-            f"{directory / WEIGHTS_FILE} holds modules {saved_modules}, but {cls.__name__} "
-            f"expects {expected_modules}"
+    def build(build_device: str | th.device) -> Any:
+        model = cls(
+            policy=policy,
+            env=env,
+            device=build_device,
+            policy_kwargs=policy_kwargs,
+            _init_setup_model=False,
+            **constructor_kwargs,
         )
+        model.observation_space = observation_space
+        model.action_space = action_space
+        # Restore only attributes the constructor created (and n_envs, which needs an env to be
+        # set), never names of methods or properties: a config cannot add behaviour to the class.
+        for key, value in attributes.items():
+            on_class = getattr(type(model), key, None)
+            if callable(on_class) or isinstance(on_class, property):
+                raise UntrustedFileError(path, "would replace a method", field=f"hyperparameters.{key}")
+            if key in vars(model) or key == "n_envs":
+                setattr(model, key, value)
+        model._setup_model()
+        return model
+
+    def expected_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+        module_names, variable_names = model._get_torch_save_params()
+        expected_modules = [n for n in module_names if isinstance(recursive_getattr(model, n), th.nn.Module)]
+        if sorted(saved_modules) != sorted(expected_modules):
+            raise UntrustedFileError(
+                path,
+                f"lists modules {saved_modules}, but {cls.__name__} saves {expected_modules}",
+                field="parameters.modules",
+            )
+        unknown = sorted(set(variables) - set(variable_names))
+        if unknown:
+            raise UntrustedFileError(
+                path, f"variables {unknown} are unknown to {cls.__name__}", field="parameters.variables"
+            )
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name in saved_modules:
+            module = recursive_getattr(model, name)
+            shapes.update(trust.state_shapes(getattr(module, "_orig_mod", module), prefix=f"{name}."))
+        for name in variables:
+            shapes[name] = tuple(recursive_getattr(model, name).shape)
+        return shapes
+
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file() and not weights.is_symlink():
+        raise FileNotFoundError(f"{weights} is missing")
+    planned = trust.shapes_without_allocating(
+        lambda: expected_shapes(build("cpu")),
+        path=path,
+        what="policy_kwargs / observation_space / action_space",
+    )
+    trust.check_safetensors_shapes(weights, planned, root=directory)
+    try:
+        model = build(device)
+    except UntrustedFileError:
+        raise
+    except Exception as error:  # the meta build passed, so this is memory or the device
+        raise UntrustedFileError(path, f"the agent it describes cannot be built: {type(error).__name__}: {error}") from error
+    tensors = trust.load_safetensors(weights, planned, root=directory)
     grouped: dict[str, dict[str, th.Tensor]] = {name: {} for name in saved_modules}
-    variables = set(config["parameters"]["variables"])
     for key, tensor in tensors.items():
         if key in variables:
             continue
-        owner = max((name for name in saved_modules if key.startswith(name + ".")), key=len, default=None)
-        if owner is None:
-            raise ValueError(f"{directory / WEIGHTS_FILE}: tensor {key!r} belongs to no saved module")
+        owner = max((name for name in saved_modules if key.startswith(name + ".")), key=len)
         grouped[owner][key[len(owner) + 1 :]] = tensor
     for name, state in grouped.items():
         module = recursive_getattr(model, name)
         getattr(module, "_orig_mod", module).load_state_dict(state, strict=True)
     for name in variables:
-        if name not in variable_names:
-            raise ValueError(f"{directory / WEIGHTS_FILE}: variable {name!r} is unknown to {cls.__name__}")
         recursive_setattr(model, f"{name}.data", tensors[name].to(model.device))
     if getattr(model, "use_sde", False):
         model.policy.reset_noise()
@@ -901,11 +803,10 @@ def load_agent(
 
 
 def _load_custom_agent(directory: Path, config: Mapping[str, Any], device: str | th.device) -> Any:
-    reference = config["class"]
+    where = directory / AGENT_FILE if (directory / AGENT_FILE).is_file() else directory / CONFIG_FILE
+    reference = config.get("class")
     name = reference.get("name") if isinstance(reference, Mapping) else None
-    zoo_classes = _zoo_agent_classes()
-    if not isinstance(name, str) or name not in zoo_classes:
-        raise ValueError(
-            f"{directory / AGENT_FILE} names class {reference!r}, which is not exported by zoo.agents"
-        )
+    zoo_classes = zoo_agent_classes()
+    if not isinstance(name, str) or name not in zoo_classes or _is_sb3_class(zoo_classes[name]):
+        raise UntrustedFileError(where, f"names class {reference!r}, which is not a zoo agent", field="class")
     return zoo_classes[name].load(directory, device=device)

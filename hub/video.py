@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from .files import atomic_path
 
 #: Smallest side of a written frame, in pixels: grid worlds render a few pixels per cell.
 MIN_FRAME_SIZE = 64
@@ -154,22 +155,15 @@ def record_video(
 
     shape = frames[0].shape
     frames = [frame if frame.shape == shape else _fit(frame, shape) for frame in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=path.suffix or ".mp4") as temporary:
         # The last frame lasts 1.5 periods: with exactly n/fps seconds, moviepy's float rounding
         # drops the last frame (13 frames at 15 fps gave 12).
         durations = [1.0 / fps] * (len(frames) - 1) + [1.5 / fps]
         clip = ImageSequenceClip(frames, durations=durations)
         clip.write_videofile(
-            temporary, fps=fps, codec="libx264", audio=False, logger=None, pixel_format="yuv420p"
+            str(temporary), fps=fps, codec="libx264", audio=False, logger=None, pixel_format="yuv420p"
         )
         clip.close()
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 
