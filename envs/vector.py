@@ -23,7 +23,7 @@ Gymnasium-style boolean mask under ``"_<key>"``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -148,6 +148,11 @@ class TaskVectorEnv(VectorEnv):
                 split="train", **self.single_env._task_spec_kwargs()
             )
         else:
+            if isinstance(tasks, str | bytes | dict) or not isinstance(tasks, Iterable):
+                raise ValueError(
+                    f"tasks={tasks!r} is not allowed; give a list with one task per sub-environment "
+                    f"({self.num_envs}), or None"
+                )
             tasks = list(tasks)
             if len(tasks) != self.num_envs:
                 raise ValueError(

@@ -62,6 +62,7 @@ def test_vector_reset_options_are_checked(env_id: str) -> None:
         ({"seed": "1"}, "seed='1' is not allowed"),
         ({"seed": -1}, "seed=-1 is not allowed"),
         ({"max_episode_steps": 2.5}, r"max_episode_steps=2\.5 is not allowed"),
+        ({"tasks": 5}, "tasks=5 is not allowed; give a list with one task per sub-environment"),
     ],
 )
 @pytest.mark.parametrize("env_id", VECTOR_IDS)
