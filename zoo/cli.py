@@ -93,7 +93,10 @@ def run_quickstart(config: QuickstartConfig) -> None:
 
 
 def dispatch(config: Any) -> None:
-    """Call the handler of a parsed config."""
+    """Check a parsed config (its ``validate()``, before anything is built), then call its handler."""
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
     handlers: dict[type, Any] = {
         TrainConfig: run_train,
         EnjoyConfig: run_enjoy,
@@ -121,8 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=arguments, prog="zoo")
     try:
         dispatch(config)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        print(f"zoo: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, ImportError) as error:
+        # Bad input (ours or an agent's ValueError), a missing file, a folder in use: one line.
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"zoo: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

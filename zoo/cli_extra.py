@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 import tyro
 
 import zoo.envs
+from zoo.config import check_at_least, check_device
 from zoo.envs import task_from_json
 from zoo.io import atomic_write_text
 from zoo.params import parse_params
@@ -42,6 +43,11 @@ class AdCollectConfig:
     """Learning histories per task (each learned from scratch with its own randomness)."""
     seed: int = 0
     """Random seed."""
+
+    def validate(self) -> None:
+        """Refuse counts no collection could use."""
+        check_at_least("--episodes", self.episodes)
+        check_at_least("--repeats", self.repeats)
 
 
 @dataclass
@@ -85,6 +91,26 @@ class AdTrainConfig:
     device: str = "auto"
     """Torch device."""
 
+    def validate(self) -> None:
+        """Refuse sizes and rates no training could use (the model checks how they combine)."""
+        for flag, value in (
+            ("--steps", self.steps),
+            ("--context-length", self.context_length),
+            ("--batch-size", self.batch_size),
+            ("--subsample", self.subsample),
+            ("--n-layers", self.n_layers),
+            ("--n-heads", self.n_heads),
+            ("--embed-dim", self.embed_dim),
+        ):
+            check_at_least(flag, value)
+        check_at_least("--warmup-steps", self.warmup_steps, 0)
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning-rate {self.learning_rate} is not allowed; it must be above 0")
+        for flag, rate in (("--dropout", self.dropout), ("--attention-dropout", self.attention_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{flag} {rate} is not allowed; it must be at least 0 and below 1")
+        check_device(self.device)
+
 
 @dataclass
 class AdEvalConfig:
@@ -110,6 +136,14 @@ class AdEvalConfig:
     """Random seed."""
     device: str = "auto"
     """Torch device."""
+
+    def validate(self) -> None:
+        """Refuse counts and a temperature no evaluation could use."""
+        check_at_least("--episodes", self.episodes)
+        check_at_least("--n-tasks", self.n_tasks)
+        if not self.temperature > 0:
+            raise ValueError(f"--temperature {self.temperature} is not allowed; it must be above 0")
+        check_device(self.device)
 
 
 @dataclass
@@ -140,6 +174,18 @@ class PbtCommandConfig:
     """Random seed."""
     device: str = "auto"
     """Torch device."""
+
+    def validate(self) -> None:
+        """Refuse sizes no population could use."""
+        for flag, value in (
+            ("--population-size", self.population_size),
+            ("--perturbations", self.perturbations),
+            ("--steps-per-interval", self.steps_per_interval),
+            ("--n-envs", self.n_envs),
+            ("--num-cpus", self.num_cpus),
+        ):
+            check_at_least(flag, value)
+        check_device(self.device)
 
 
 def subcommands() -> dict[str, Any]:
@@ -174,11 +220,9 @@ def run_ad_collect(config: AdCollectConfig) -> None:
     from zoo.agents.ad import collect_histories
     from zoo.runner import check_env_id
 
+    config.validate()
     check_env_id(config.env)
-    for name in ("episodes", "repeats"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name} {getattr(config, name)} is not allowed; it must be at least 1")
-    source = make_source(config.source, parse_params(config.source_params))
+    source = make_source(config.source, parse_params(config.source_params, flag="--source-params"))
     tasks = zoo.envs.tasks(config.env, config.split) * config.repeats
     dataset = collect_histories(
         config.env, source, config.output, episodes=config.episodes, tasks=tasks, seed=config.seed
@@ -242,7 +286,10 @@ def run_pbt(config: PbtCommandConfig) -> None:
     from zoo.runner import check_env_id
 
     check_env_id(config.env)
-    env_kwargs = {key: task_from_json(value) for key, value in parse_params(config.env_kwargs).items()}
+    env_kwargs = {
+        key: task_from_json(value)
+        for key, value in parse_params(config.env_kwargs, flag="--env-kwargs").items()
+    }
     teacher: Any = config.teacher
     if teacher is None:
         from zoo.hub import load_teacher

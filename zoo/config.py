@@ -1,11 +1,35 @@
-"""Configuration dataclasses of the ``zoo`` command; their field docstrings are the ``--help`` text."""
+"""Configuration dataclasses of the ``zoo`` command; their field docstrings are the ``--help`` text.
+
+Each config has a ``validate()`` that refuses bad values with a ValueError naming the flag, the
+value and what is allowed. The CLI calls it before building anything (not ``__post_init__``:
+tyro would catch the error there and print its own box instead of one ``zoo: error:`` line).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import tyro
+
+#: ``--device`` values torch understands here: auto (CUDA when present), cpu, cuda, cuda:N, mps.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device(device: str, flag: str = "--device") -> str:
+    """Return ``device`` if torch can use it here, else raise ValueError naming ``flag``."""
+    if not DEVICE_PATTERN.match(device):
+        raise ValueError(
+            f"{flag} {device!r} is not allowed; use auto, cpu, cuda, cuda:N (e.g. cuda:0) or mps"
+        )
+    return device
+
+
+def check_at_least(flag: str, value: int | None, minimum: int = 1) -> None:
+    """Refuse an integer flag below ``minimum`` (``None`` means "not given" and passes)."""
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag} {value} is not allowed; it must be at least {minimum}")
 
 
 @dataclass
@@ -23,7 +47,7 @@ class TrainConfig:
     seed: int = 0
     """Random seed of the agent and the environments."""
     device: str = "auto"
-    """Torch device: auto (CUDA when present), cpu or cuda."""
+    """Torch device: auto (CUDA when present), cpu, cuda, cuda:N or mps."""
     params: list[str] = field(default_factory=list)
     """Hyperparameter overrides as key:value pairs (YAML values), e.g. learning_rate:1e-3."""
     log_folder: str = "logs"
@@ -42,6 +66,15 @@ class TrainConfig:
     """Show a progress bar."""
     verbose: int = 0
     """SB3 verbosity (0 silent, 1 info)."""
+
+    def validate(self) -> None:
+        """Refuse values no run could use (before any folder, env or model is made)."""
+        check_at_least("-n/--n-timesteps", self.n_timesteps)
+        check_at_least("--eval-freq", self.eval_freq)
+        check_at_least("--checkpoint-freq", self.checkpoint_freq)
+        check_at_least("--eval-episodes", self.eval_episodes)
+        check_at_least("--verbose", self.verbose, 0)
+        check_device(self.device)
 
 
 @dataclass
@@ -71,6 +104,14 @@ class EnjoyConfig:
     device: str = "auto"
     """Torch device."""
 
+    def validate(self) -> None:
+        """Refuse values no replay could use."""
+        check_at_least("--episodes", self.episodes)
+        check_at_least("--video-steps", self.video_steps)
+        check_device(self.device)
+        if self.run is not None and self.repo is not None:
+            raise ValueError(f"--run {self.run} and --repo {self.repo} both given; give one of them")
+
 
 @dataclass
 class PushConfig:
@@ -93,6 +134,10 @@ class PushConfig:
     commit_message: str = "Upload agent trained with distill-zoo"
     """Commit message of the single upload commit."""
 
+    def validate(self) -> None:
+        """Refuse values no evaluation could use."""
+        check_at_least("--eval-episodes", self.eval_episodes)
+
 
 @dataclass
 class PullConfig:
@@ -108,6 +153,10 @@ class PullConfig:
     """Accept a pickled SB3 .zip from the Hub (runs code from the network)."""
     device: str = "auto"
     """Torch device."""
+
+    def validate(self) -> None:
+        """Refuse a device torch cannot use."""
+        check_device(self.device)
 
 
 @dataclass
@@ -134,6 +183,10 @@ class QuickstartConfig:
     """Random seed."""
     device: str = "auto"
     """Torch device."""
+
+    def validate(self) -> None:
+        """Refuse a device torch cannot use."""
+        check_device(self.device)
 
 
 Command = Literal["train", "enjoy", "push", "pull", "bench", "quickstart"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+from zoo.io import atomic_write_bytes
 
 
 def plot_curves(
@@ -39,13 +42,12 @@ def plot_curves(
     if len(curves) > 1:
         axis.legend()
     figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.tmp.png")
-    figure.savefig(temporary)
-    plt.close(figure)
-    os.replace(temporary, target)
-    return target
+    image = io.BytesIO()
+    try:
+        figure.savefig(image, format="png")
+    finally:
+        plt.close(figure)
+    return atomic_write_bytes(path, image.getvalue())
 
 
 def plot_evaluations(

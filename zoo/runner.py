@@ -8,29 +8,51 @@ and ``checkpoints/`` from which ``--resume`` continues.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import inspect
+import io
 import json
+import os
 import re
 import shlex
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 
-from zoo.algos import KICKSTARTED_ALGOS, algo_class, check_algo
+from zoo.algos import KICKSTARTED_ALGOS, algo_class, algo_name_of, check_action_space, check_algo
 from zoo.config import EnjoyConfig, TrainConfig
 from zoo.envs import task_from_json
 from zoo.hub.teachers import env_name
-from zoo.io import atomic_save_model, atomic_write_text, atomic_write_yaml
-from zoo.params import RUNNER_KEYS, load_hyperparams, parse_params
+from zoo.io import (
+    atomic_save_model,
+    atomic_save_replay_buffer,
+    atomic_write_bytes,
+    atomic_write_text,
+    atomic_write_yaml,
+)
+from zoo.params import RUNNER_KEYS, check_hyperparams, load_hyperparams, parse_params
 
 CHECKPOINT_MODEL = "last.zip"
 CHECKPOINT_BUFFER = "replay_buffer.pkl"
 CHECKPOINT_STATE = "state.json"
+EVALUATIONS = "evaluations.npz"
+#: Held (``flock``) by the ``zoo train`` running a folder; the OS drops it when that process dies.
+LOCK_FILE = ".train.lock"
+#: ``gym.make``'s own keyword arguments, accepted with --env-kwargs besides the env's.
+GYM_MAKE_KWARGS = frozenset({"max_episode_steps", "disable_env_checker"})
+
+
+class RunInUseError(ValueError):
+    """A run folder is locked by another ``zoo train``."""
 
 
 def check_env_id(env_id: str) -> str:
@@ -55,12 +77,23 @@ def numbered_folders(root: str | Path, prefix: str) -> list[Path]:
 
 
 def new_numbered_folder(root: str | Path, prefix: str) -> Path:
-    """Create and return ``<root>/<prefix>_<n>`` with the next free ``n`` (from 1)."""
+    """Create and return ``<root>/<prefix>_<n>`` with the next free ``n`` (from 1).
+
+    Safe against other processes doing the same: the folder is made with ``exist_ok=False``
+    and a collision takes the next number.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     folders = numbered_folders(root, prefix)
-    next_index = int(folders[-1].name.rsplit("_", 1)[1]) + 1 if folders else 1
-    path = Path(root) / f"{prefix}_{next_index}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
+    index = int(folders[-1].name.rsplit("_", 1)[1]) + 1 if folders else 1
+    while True:
+        path = root / f"{prefix}_{index}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            index += 1
+            continue
+        return path
 
 
 def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
@@ -68,12 +101,85 @@ def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
     return numbered_folders(Path(log_folder) / algo, env_name(env_id))
 
 
-def latest_run(log_folder: str | Path, algo: str, env_id: str) -> Path:
-    """The newest run folder, or a FileNotFoundError saying where it looked."""
-    folders = run_folders(log_folder, algo, env_id)
+def _model_files(run_dir: Path) -> list[Path]:
+    """Where a run folder may hold its agent, in the order they are preferred.
+
+    ``model/`` is the zoo's pickle-free copy (safetensors + JSON), ``model.zip`` the SB3 zip the
+    zoo writes beside it, ``<EnvName>.zip`` the one rl-baselines3-zoo writes.
+    """
+    env_prefix = run_dir.name.rpartition("_")[0]
+    return [run_dir / "model" / "config.json", run_dir / "model.zip", run_dir / f"{env_prefix}.zip"]
+
+
+def is_started_run(run_dir: Path) -> bool:
+    """A folder that holds a run: its arguments, a checkpoint or a model (an empty one does not)."""
+    env_prefix = run_dir.name.rpartition("_")[0]
+    markers = [
+        run_dir / "args.yml",
+        run_dir / "checkpoints" / CHECKPOINT_MODEL,
+        run_dir / env_prefix / "args.yml",
+    ]
+    return any(path.is_file() for path in markers + _model_files(run_dir))
+
+
+def is_finished_run(run_dir: Path) -> bool:
+    """A folder that holds a trained agent."""
+    return any(path.is_file() for path in _model_files(run_dir))
+
+
+def latest_run(log_folder: str | Path, algo: str, env_id: str, *, finished: bool = False) -> Path:
+    """The newest run folder, or a FileNotFoundError saying where it looked.
+
+    Folders that hold no run (an empty stub left by an older zoo, a folder another ``zoo train``
+    has just made) are skipped, so they never hide the good run before them. With
+    ``finished``, only folders holding a trained agent count (``zoo enjoy`` / ``zoo push``), so
+    a run still in progress does not hide the last finished one either.
+    """
+    accept = is_finished_run if finished else is_started_run
+    folders = [folder for folder in run_folders(log_folder, algo, env_id) if accept(folder)]
     if not folders:
-        raise FileNotFoundError(f"no run of --algo {algo} on --env {env_id} under {Path(log_folder) / algo}")
+        kind = "finished run" if finished else "run"
+        raise FileNotFoundError(
+            f"no {kind} of --algo {algo} on --env {env_id} under {Path(log_folder) / algo}"
+        )
     return folders[-1]
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while a ``zoo train`` writes to it.
+
+    An OS lock (``fcntl.flock``, non-blocking) on ``.train.lock``: a second ``zoo train`` of the
+    same folder is refused at once, and the lock goes away with the process that held it, so a
+    crashed run never leaves a stale lock behind.
+
+    :raises RunInUseError: naming the folder (and the holder's process id when known).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+        yield
+        return
+    path = run_dir / LOCK_FILE
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            by = f" (process {holder})" if holder.isdigit() else ""
+            raise RunInUseError(
+                f"run folder {run_dir} is in use: another zoo train is running it{by}; wait for it to "
+                "finish or stop it, then resume"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _constructor_parameters(cls: type) -> set[str]:
@@ -109,6 +215,48 @@ def _resolve_special_values(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse ``--env-kwargs`` keys the env's constructor does not take, listing those it takes."""
+    if not env_kwargs:
+        return
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(env_id)
+    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    try:
+        parameters = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C entry point: gym.make will say
+        return
+    if any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
+        return
+    accepted = {
+        parameter.name
+        for parameter in parameters
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    } | GYM_MAKE_KWARGS
+    unknown = sorted(set(env_kwargs) - accepted)
+    if unknown:
+        name = getattr(creator, "__name__", str(spec.entry_point))
+        raise ValueError(
+            f"--env-kwargs {', '.join(unknown)}: not an argument of --env {env_id} ({name}); "
+            f"it takes: {', '.join(sorted(accepted))}"
+        )
+
+
+def _check_device_available(device: str) -> None:
+    """A CUDA / MPS device asked for by name must exist here (``auto`` falls back to the CPU)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine; use auto or cpu")
+    if device.startswith("cuda:") and int(device.partition(":")[2]) >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: MPS is not available on this machine; use auto or cpu")
+
+
 def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwargs: dict[str, Any]) -> Any:
     """An SB3 VecEnv with episode monitoring: the zoo's native vector env when asked and available."""
     from stable_baselines3.common.env_util import make_vec_env
@@ -125,6 +273,17 @@ def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwa
     if vec_env not in ("native", "dummy"):
         raise ValueError(f"vec_env={vec_env!r} is not allowed; use 'native' or 'dummy'")
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+
+
+def _make_env_or_explain(
+    env_id: str, n_envs: int, seed: int, vec_env: str, env_kwargs: dict[str, Any]
+) -> Any:
+    try:
+        return make_training_env(env_id, n_envs, seed, vec_env, env_kwargs)
+    except TypeError as error:  # an argument the (vector) env refuses that its signature did not show
+        raise ValueError(
+            f"--env {env_id} could not be made with --env-kwargs {env_kwargs}: {error}"
+        ) from error
 
 
 def _checkpoint_callback(run_dir: Path, every: int, n_envs: int) -> Any:
@@ -146,13 +305,68 @@ def _checkpoint_callback(run_dir: Path, every: int, n_envs: int) -> Any:
     return AtomicCheckpoint()
 
 
+def previous_evaluations(run_dir: Path, up_to: int) -> dict[str, np.ndarray]:
+    """The ``evaluations.npz`` arrays of the earlier segments, up to the checkpoint's step count.
+
+    Evaluations after ``up_to`` (made after the last checkpoint by a run that then stopped) are
+    dropped: the resumed run redoes those steps, and the curve's timesteps stay increasing.
+    """
+    path = run_dir / EVALUATIONS
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    if not {"timesteps", "results", "ep_lengths"} <= set(arrays):
+        raise ValueError(
+            f"--resume: {path} lacks SB3's timesteps/results/ep_lengths arrays; move it away to resume "
+            "(the resumed run would otherwise overwrite it)"
+        )
+    keep = np.asarray(arrays["timesteps"]) <= up_to
+    return {name: values[keep] for name, values in arrays.items() if len(values) == len(keep)}
+
+
+def _evaluation_callback(
+    eval_env: Any, run_dir: Path, every: int, n_episodes: int, previous: dict[str, np.ndarray]
+) -> Any:
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    class ContinuingEvaluation(EvalCallback):
+        """SB3's ``EvalCallback`` whose ``evaluations.npz`` continues the earlier segments' curve.
+
+        SB3 keeps its records only when ``log_path`` is set and then writes them in place with
+        ``np.savez``; here ``log_path`` is an in-memory buffer during each step, and the buffer
+        is written with the shared atomic writer.
+        """
+
+        def __init__(self) -> None:
+            super().__init__(eval_env, eval_freq=every, n_eval_episodes=n_episodes, verbose=0)
+            self.target = run_dir / EVALUATIONS
+            if previous:
+                self.evaluations_timesteps = [int(step) for step in previous["timesteps"]]
+                self.evaluations_results = previous["results"].tolist()
+                self.evaluations_length = previous["ep_lengths"].tolist()
+                if "successes" in previous:
+                    self.evaluations_successes = previous["successes"].tolist()
+
+        def _on_step(self) -> bool:
+            buffer = io.BytesIO()
+            self.log_path = buffer  # type: ignore[assignment]
+            try:
+                keep_going = super()._on_step()
+            finally:
+                self.log_path = None
+            if buffer.tell() > 0:
+                atomic_write_bytes(self.target, buffer.getvalue())
+            return keep_going
+
+    return ContinuingEvaluation()
+
+
 def save_checkpoint(model: Any, folder: Path) -> None:
     """Model zip, replay buffer (off-policy) and step count, each written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     if getattr(model, "replay_buffer", None) is not None:
-        temporary = folder / f".{CHECKPOINT_BUFFER}.tmp"
-        model.save_replay_buffer(temporary)
-        temporary.replace(folder / CHECKPOINT_BUFFER)
+        atomic_save_replay_buffer(model, folder / CHECKPOINT_BUFFER)
     atomic_save_model(model, folder / CHECKPOINT_MODEL)
     atomic_write_text(folder / CHECKPOINT_STATE, json.dumps({"num_timesteps": int(model.num_timesteps)}))
 
@@ -173,30 +387,50 @@ def _teacher_kwargs(config: TrainConfig, env_kwargs: dict[str, Any]) -> dict[str
     return {"teacher": config.teacher}
 
 
-def train(config: TrainConfig, command: list[str] | None = None) -> Path:
-    """Train ``config.algo`` on ``config.env``; returns the run folder.
+@dataclasses.dataclass
+class TrainingPlan:
+    """Everything :func:`train` needs, checked before any folder, env or model is made."""
 
-    All inputs are checked before any training starts: algo, env, ``--params`` pairs and keys,
-    and the teacher (a kickstarted agent checks its spaces at construction).
+    cls: Any
+    """The agent class."""
+    hyperparams: dict[str, Any]
+    """The agent's constructor arguments as written to config.yml (plain YAML values)."""
+    agent_kwargs: dict[str, Any]
+    """The same with schedules and classes resolved, and the teacher."""
+    env_kwargs: dict[str, Any]
+    """Arguments of ``gym.make``."""
+    n_timesteps: int
+    """Training budget."""
+    n_envs: int
+    """Parallel training environments."""
+    vec_env: str
+    """``native`` or ``dummy``."""
+
+
+def plan_training(config: TrainConfig) -> TrainingPlan:
+    """Check every input of ``zoo train`` (flags, hyperparameters, env arguments, teacher).
+
+    :raises ValueError: (or FileNotFoundError / ImportError) naming the flag and value at fault.
     """
-    from stable_baselines3.common.callbacks import CallbackList, EvalCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-
+    config.validate()
     check_algo(config.algo)
     check_env_id(config.env)
+    _check_device_available(config.device)
     cls = algo_class(config.algo)
-    hyperparams = load_hyperparams(config.algo, config.env)
-    hyperparams.update(parse_params(config.params))
+    overrides = parse_params(config.params)
+    hyperparams = check_hyperparams(
+        {**load_hyperparams(config.algo, config.env), **overrides},
+        overrides=overrides.keys(),
+        source=f"zoo/hyperparams/{config.algo}.yml ({config.env})",
+    )
     env_kwargs = dict(hyperparams.pop("env_kwargs", None) or {})
-    env_kwargs.update(parse_params(config.env_kwargs))
+    env_kwargs.update(parse_params(config.env_kwargs, flag="--env-kwargs"))
     if "task" in env_kwargs:
         env_kwargs["task"] = task_from_json(env_kwargs["task"])
-    n_timesteps = int(config.n_timesteps or hyperparams.pop("n_timesteps", 100_000))
-    hyperparams.pop("n_timesteps", None)
-    if n_timesteps < 1:
-        raise ValueError(f"-n/--n-timesteps {n_timesteps} is not allowed; it must be at least 1")
-    n_envs = int(hyperparams.pop("n_envs", 1))
-    vec_env = str(hyperparams.pop("vec_env", "dummy"))
+    check_env_kwargs(config.env, env_kwargs)
+    n_timesteps = int(config.n_timesteps or hyperparams.get("n_timesteps", 100_000))
+    n_envs = int(hyperparams.get("n_envs", 1))
+    vec_env = str(hyperparams.get("vec_env", "dummy"))
     for key in RUNNER_KEYS:
         hyperparams.pop(key, None)
     allowed = _constructor_parameters(cls)
@@ -206,83 +440,150 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             f"--params / hyperparameter key(s) {unknown} are not arguments of {cls.__name__}; "
             f"allowed: {', '.join(sorted(allowed))}"
         )
-    agent_kwargs = _resolve_special_values(hyperparams)
+    # A deep copy: constructors fill in their policy_kwargs (A2C adds its RMSprop class), and
+    # config.yml must record what was given.
+    agent_kwargs = _resolve_special_values(copy.deepcopy(hyperparams))
     agent_kwargs.update(_teacher_kwargs(config, env_kwargs))
+    return TrainingPlan(cls, hyperparams, agent_kwargs, env_kwargs, n_timesteps, n_envs, vec_env)
 
-    resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
-    env = make_training_env(config.env, n_envs, config.seed, vec_env, env_kwargs)
-    eval_env = make_training_env(config.env, 1, config.seed + 10_000, vec_env, env_kwargs)
 
-    if resume_dir is not None:
-        run_dir = resume_dir
-        model = _load_checkpoint(cls, run_dir, env, config, agent_kwargs)
-    else:
-        run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
-        atomic_write_yaml(run_dir / "config.yml", {"env_id": config.env, "n_envs": n_envs, **hyperparams})
-        atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
-        atomic_write_text(
-            run_dir / "command.txt", shlex.join(command if command is not None else sys.argv) + "\n"
-        )
-        if env_kwargs:
-            atomic_write_yaml(run_dir / "env_kwargs.yml", _plain(env_kwargs))
-        model = cls(
+def _build_model(config: TrainConfig, plan: TrainingPlan, env: Any) -> Any:
+    """The new agent, built before its run folder exists (TensorBoard's folder is set once it does)."""
+    try:
+        return plan.cls(
             env=env,
             seed=config.seed,
             device=config.device,
-            tensorboard_log=str(run_dir / "tensorboard"),
+            tensorboard_log=None,
             verbose=config.verbose,
-            **agent_kwargs,
+            **plan.agent_kwargs,
         )
+    except (AssertionError, TypeError) as error:  # SB3 asserts spaces; a policy_kwargs key it lacks
+        raise ValueError(
+            f"--algo {config.algo} could not be built on --env {config.env} with these hyperparameters: {error}"
+        ) from error
 
-    eval_every = config.eval_freq or max(n_timesteps // 10, 1)
-    checkpoint_every = config.checkpoint_freq or max(n_timesteps // 10, 1)
-    callbacks = CallbackList(
-        [
-            EvalCallback(
-                eval_env,
-                eval_freq=max(eval_every // n_envs, 1),
-                n_eval_episodes=config.eval_episodes,
-                log_path=str(run_dir),
-                best_model_save_path=None,
-                verbose=0,
-            ),
-            _checkpoint_callback(run_dir, checkpoint_every, n_envs),
-        ]
-    )
-    remaining = n_timesteps - int(model.num_timesteps)
-    started = time.perf_counter()
-    if remaining > 0:
-        model.learn(
-            total_timesteps=remaining,
-            callback=callbacks,
-            progress_bar=config.progress_bar,
-            tb_log_name="run",
-            reset_num_timesteps=not config.resume,
+
+def _start_run_folder(config: TrainConfig, plan: TrainingPlan, command: list[str] | None) -> Path:
+    """Make the numbered run folder and write its config.yml, args.yml, command.txt (and env_kwargs.yml)."""
+    run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
+    try:
+        atomic_write_yaml(
+            run_dir / "config.yml", {"env_id": config.env, "n_envs": plan.n_envs, **plan.hyperparams}
         )
-    elapsed = time.perf_counter() - started
-    save_checkpoint(model, run_dir / "checkpoints")
-    atomic_save_model(model, run_dir / "model.zip")
-    _save_safetensors(model, run_dir / "model")
-
-    mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=config.eval_episodes)
-    results = {
-        "env_id": config.env,
-        "algo": config.algo,
-        "num_timesteps": int(model.num_timesteps),
-        "mean_return": float(mean_return),
-        "std_return": float(std_return),
-        "eval_episodes": config.eval_episodes,
-        "train_seconds": elapsed,
-    }
-    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    evaluations = run_dir / "evaluations.npz"
-    if evaluations.is_file():
-        from zoo.plots import plot_evaluations
-
-        plot_evaluations(evaluations, run_dir / "learning_curve.png", f"{config.algo} on {config.env}")
-    env.close()
-    eval_env.close()
+        if plan.env_kwargs:
+            atomic_write_yaml(run_dir / "env_kwargs.yml", _plain(plan.env_kwargs))
+        atomic_write_text(run_dir / "command.txt", _command_line(command) + "\n")
+        # Written last: args.yml marks the folder as a run (see is_started_run).
+        atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
+
+
+def _command_line(command: list[str] | None) -> str:
+    return shlex.join(command if command is not None else sys.argv)
+
+
+def train(config: TrainConfig, command: list[str] | None = None) -> Path:
+    """Train ``config.algo`` on ``config.env``; returns the run folder.
+
+    Every input is checked, the envs and the agent are built, and only then is a run folder
+    made: a run that fails its checks leaves nothing behind. The folder is locked while the
+    run writes to it (see :func:`run_lock`); ``--resume`` continues the latest run's checkpoint
+    and appends to its ``evaluations.npz``.
+    """
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    plan = plan_training(config)
+    resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
+    with contextlib.ExitStack() as stack:
+        if resume_dir is not None:
+            stack.enter_context(run_lock(resume_dir))
+        env = _make_env_or_explain(config.env, plan.n_envs, config.seed, plan.vec_env, plan.env_kwargs)
+        stack.callback(env.close)
+        check_action_space(config.algo, config.env, env.action_space)
+        eval_env = _make_env_or_explain(config.env, 1, config.seed + 10_000, plan.vec_env, plan.env_kwargs)
+        stack.callback(eval_env.close)
+
+        if resume_dir is not None:
+            run_dir = resume_dir
+            model = _load_checkpoint(plan.cls, run_dir, env, config, plan.agent_kwargs)
+            previous = previous_evaluations(run_dir, int(model.num_timesteps))
+            _check_same_evaluation_size(run_dir, previous, config.eval_episodes)
+            command_file = run_dir / "command.txt"
+            earlier = command_file.read_text() if command_file.is_file() else ""
+            atomic_write_text(command_file, earlier + _command_line(command) + "\n")
+        else:
+            model = _build_model(config, plan, env)
+            run_dir = _start_run_folder(config, plan, command)
+            stack.enter_context(run_lock(run_dir))
+            model.tensorboard_log = str(run_dir / "tensorboard")
+            previous = {}
+
+        eval_every = config.eval_freq or max(plan.n_timesteps // 10, 1)
+        checkpoint_every = config.checkpoint_freq or max(plan.n_timesteps // 10, 1)
+        callbacks = CallbackList(
+            [
+                _evaluation_callback(
+                    eval_env, run_dir, max(eval_every // plan.n_envs, 1), config.eval_episodes, previous
+                ),
+                _checkpoint_callback(run_dir, checkpoint_every, plan.n_envs),
+            ]
+        )
+        remaining = plan.n_timesteps - int(model.num_timesteps)
+        started = time.perf_counter()
+        if remaining > 0:
+            try:
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=callbacks,
+                    progress_bar=config.progress_bar,
+                    tb_log_name="run",
+                    reset_num_timesteps=resume_dir is None,
+                )
+            except Exception:
+                if resume_dir is None and not (run_dir / "checkpoints" / CHECKPOINT_MODEL).is_file():
+                    # Failed at its first steps (a hyperparameter SB3 only trips over in learn):
+                    # nothing worth resuming, and the folder would hide the run before it.
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                raise
+        elapsed = time.perf_counter() - started
+        save_checkpoint(model, run_dir / "checkpoints")
+        atomic_save_model(model, run_dir / "model.zip")
+        _save_safetensors(model, run_dir / "model", config.env, plan.env_kwargs)
+
+        mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=config.eval_episodes)
+        results = {
+            "env_id": config.env,
+            "algo": config.algo,
+            "num_timesteps": int(model.num_timesteps),
+            "mean_return": float(mean_return),
+            "std_return": float(std_return),
+            "eval_episodes": config.eval_episodes,
+            "train_seconds": elapsed,
+        }
+        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        evaluations = run_dir / EVALUATIONS
+        if evaluations.is_file():
+            from zoo.plots import plot_evaluations
+
+            plot_evaluations(evaluations, run_dir / "learning_curve.png", f"{config.algo} on {config.env}")
+    return run_dir
+
+
+def _check_same_evaluation_size(run_dir: Path, previous: dict[str, np.ndarray], eval_episodes: int) -> None:
+    """One evaluations.npz holds one number of episodes per evaluation (SB3's results matrix)."""
+    if not previous or previous["results"].ndim != 2 or len(previous["results"]) == 0:
+        return
+    earlier = previous["results"].shape[1]
+    if earlier != eval_episodes:
+        raise ValueError(
+            f"--eval-episodes {eval_episodes}: {run_dir} evaluated {earlier} episodes per evaluation "
+            f"so far ({EVALUATIONS}); resume it with --eval-episodes {earlier}"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -295,12 +596,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _save_safetensors(model: Any, folder: Path) -> None:
+def _save_safetensors(model: Any, folder: Path, env_id: str, env_kwargs: dict[str, Any]) -> None:
     try:
         from zoo.hub import save_agent
     except ImportError:  # the hub module is optional for training
         return
-    save_agent(model, folder)
+    try:
+        save_agent(model, folder, env_id=env_id, env_kwargs=_plain(env_kwargs) or None)
+    except ValueError:  # env_kwargs that are not plain JSON: record the env id alone
+        save_agent(model, folder, env_id=env_id)
 
 
 def _load_checkpoint(
@@ -322,8 +626,80 @@ def _load_checkpoint(
     return model
 
 
-def _run_folder_of(config: EnjoyConfig) -> Path:
-    return Path(config.run) if config.run else latest_run(config.log_folder, config.algo, config.env)
+def _run_folder_of(config: Any) -> Path:
+    """``--run``, or the newest finished run of ``--algo`` on ``--env``."""
+    if config.run:
+        run_dir = Path(config.run)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"--run {run_dir} is not a folder")
+        return run_dir
+    return latest_run(config.log_folder, config.algo, config.env, finished=True)
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file's mapping, or {} (absent, not a mapping, or rl-baselines3-zoo's Python-tagged YAML)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_run(run_dir: Path) -> dict[str, str]:
+    """The env id and algo a run folder says it was trained with (``args.yml``, ``config.yml``)."""
+    recorded: dict[str, str] = {}
+    env_prefix = run_dir.name.rpartition("_")[0]
+    for folder in (run_dir, run_dir / env_prefix):
+        args = _read_yaml_mapping(folder / "args.yml")
+        config = _read_yaml_mapping(folder / "config.yml")
+        for key, value in (
+            ("env", args.get("env")),
+            ("env", config.get("env_id")),
+            ("algo", args.get("algo")),
+        ):
+            if isinstance(value, str):
+                recorded.setdefault(key, value)
+    return recorded
+
+
+def _check_run_matches(run_dir: Path, algo: str, env_id: str) -> None:
+    """Refuse a run folder trained on another env (or with another algo) than the flags say."""
+    recorded = recorded_run(run_dir)
+    if recorded.get("env", env_id) != env_id:
+        raise ValueError(
+            f"--run {run_dir} is a run on --env {recorded['env']}, not on --env {env_id}; "
+            f"pass --env {recorded['env']} or another run folder"
+        )
+    if recorded.get("algo", algo) != algo:
+        raise ValueError(
+            f"--run {run_dir} was trained with --algo {recorded['algo']}, not --algo {algo}; "
+            f"pass --algo {recorded['algo']} or another run folder"
+        )
+
+
+def load_run_agent(run_dir: Path, algo: str, env_id: str, device: str) -> Any:
+    """The trained agent of a run folder: its pickle-free ``model/`` when present, else the SB3 zip.
+
+    :raises ValueError: if the folder is a run of another env or algo.
+    :raises FileNotFoundError: if it holds no agent.
+    """
+    _check_run_matches(run_dir, algo, env_id)
+    safe, *zips = _model_files(run_dir)
+    if safe.is_file():
+        from zoo.hub import load_agent
+
+        model = load_agent(safe.parent, device=device)
+        if algo_name_of(model) != algo:
+            raise ValueError(
+                f"--run {run_dir} holds a {type(model).__name__} agent, not one of --algo {algo}"
+            )
+        return model
+    for path in zips:
+        if path.is_file():
+            return algo_class(algo).load(path, device=device)
+    raise FileNotFoundError(f"{run_dir} has no model/ or model.zip; train it first with zoo train")
 
 
 def load_run_model(config: EnjoyConfig) -> Any:
@@ -332,22 +708,14 @@ def load_run_model(config: EnjoyConfig) -> Any:
         from zoo.hub import load_from_hub
 
         return load_from_hub(config.repo, device=config.device)
-    model_path = _run_folder_of(config) / "model.zip"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path.parent} has no model.zip; train it first with zoo train")
-    return algo_class(config.algo).load(model_path, device=config.device)
+    return load_run_agent(_run_folder_of(config), config.algo, config.env, config.device)
 
 
 def _run_env_kwargs(config: EnjoyConfig) -> dict[str, Any]:
     """The env arguments the run was trained with (``env_kwargs.yml``), e.g. its task."""
     if config.repo is not None:
         return {}
-    env_kwargs_file = _run_folder_of(config) / "env_kwargs.yml"
-    if not env_kwargs_file.is_file():
-        return {}
-    import yaml
-
-    stored = yaml.safe_load(env_kwargs_file.read_text()) or {}
+    stored = _read_yaml_mapping(_run_folder_of(config) / "env_kwargs.yml")
     return {key: task_from_json(value) for key, value in stored.items()}
 
 
@@ -356,19 +724,23 @@ def enjoy(config: EnjoyConfig) -> dict[str, Any]:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
+    config.validate()
     check_algo(config.algo)
     check_env_id(config.env)
+    _check_device_available(config.device)
     model = load_run_model(config)
     env_kwargs = _run_env_kwargs(config)
     env = make_vec_env(config.env, n_envs=1, seed=config.seed, env_kwargs=env_kwargs)
-    returns, _ = evaluate_policy(
-        model,
-        env,
-        n_eval_episodes=config.episodes,
-        deterministic=config.deterministic,
-        return_episode_rewards=True,
-    )
-    env.close()
+    try:
+        returns, _ = evaluate_policy(
+            model,
+            env,
+            n_eval_episodes=config.episodes,
+            deterministic=config.deterministic,
+            return_episode_rewards=True,
+        )
+    finally:
+        env.close()
     summary: dict[str, Any] = {"returns": returns, "mean_return": float(np.mean(returns))}
     if config.video:
         from zoo.hub import record_video
@@ -390,13 +762,12 @@ def push(config: Any) -> str:
     """Publish a run folder's model with ``zoo.hub.push_to_hub``; returns the repo id."""
     from zoo.hub import make_repo_id, push_to_hub
 
+    if hasattr(config, "validate"):
+        config.validate()
     check_algo(config.algo)
     check_env_id(config.env)
-    run_dir = Path(config.run) if config.run else latest_run(config.log_folder, config.algo, config.env)
-    model_path = run_dir / "model.zip"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no model.zip; train it first with zoo train")
-    model = algo_class(config.algo).load(model_path, device="cpu")
+    run_dir = _run_folder_of(config)
+    model = load_run_agent(run_dir, config.algo, config.env, device="cpu")
     repo_id = config.repo or make_repo_id(config.algo, config.env)
     tensorboard = run_dir / "tensorboard"
     push_to_hub(
