@@ -784,7 +784,9 @@ def load_agent(
     except UntrustedFileError:
         raise
     except Exception as error:  # the meta build passed, so this is memory or the device
-        raise UntrustedFileError(path, f"the agent it describes cannot be built: {type(error).__name__}: {error}") from error
+        raise UntrustedFileError(
+            path, f"the agent it describes cannot be built: {type(error).__name__}: {error}"
+        ) from error
     tensors = trust.load_safetensors(weights, planned, root=directory)
     grouped: dict[str, dict[str, th.Tensor]] = {name: {} for name in saved_modules}
     for key, tensor in tensors.items():

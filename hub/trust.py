@@ -1277,3 +1277,284 @@ def vec_normalize_settings(data: Any, *, path: str | os.PathLike[str]) -> dict[s
     settings["obs_rms"] = None if obs_rms is None else _running_stats(obs_rms, path, "obs_rms")
     settings["ret_rms"] = _running_stats(field(data, "ret_rms", dict, path=path), path, "ret_rms")
     return settings
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm Distillation: model config.json and learning-history manifest.json
+# --------------------------------------------------------------------------------------------
+
+_OBSERVATION_KINDS = ("discrete", "box", "image")
+
+
+def _unit_interval(value: Any, path: Any, name: str, *, closed: bool = False) -> float:
+    number = _number(value, path, name)
+    if number is None or not (0.0 <= number <= 1.0 if closed else 0.0 <= number < 1.0):
+        raise UntrustedFileError(path, f"is {value!r}; allowed: [0, 1{']' if closed else ')'}", field=name)
+    return float(number)
+
+
+def _shape(value: Any, path: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value
+    ):
+        raise UntrustedFileError(path, f"is {value!r}; a list of positive sizes was expected", field=name)
+    if len(value) > 8 or math.prod(value) > MAX_SPACE_ELEMENTS:
+        raise UntrustedFileError(
+            path, f"is {value!r}; at most 8 dimensions and {MAX_SPACE_ELEMENTS} elements", field=name
+        )
+    return value
+
+
+def observation_description(value: Any, *, path: Any, name: str = "observation_space") -> dict[str, Any]:
+    """Check AD's JSON description of an observation space (``zoo.agents.ad.describe_space``)."""
+    kind = field(value, "kind", str, path=path, prefix=name)
+    if kind not in _OBSERVATION_KINDS:
+        raise UntrustedFileError(
+            path, f"is {kind!r}; allowed: {', '.join(_OBSERVATION_KINDS)}", field=f"{name}.kind"
+        )
+    shape = field(value, "shape", list, path=path, prefix=name)
+    if shape:
+        _shape(shape, path, f"{name}.shape")
+    n = integer(value, "n", path=path, prefix=name, low=0, high=MAX_SPACE_ELEMENTS)
+    dtype = field(value, "dtype", str, path=path, prefix=name)
+    if dtype not in ("int64", "int32", "uint8", "float32", "float64", "bool"):
+        raise UntrustedFileError(
+            path, f"is {dtype!r}; a numeric dtype name was expected", field=f"{name}.dtype"
+        )
+    if (kind == "discrete") != (not shape) or (kind == "discrete" and n < 1):
+        raise UntrustedFileError(path, f"kind {kind!r} does not fit shape {shape} and n={n}", field=name)
+    return {**value, "kind": kind, "shape": shape, "n": n, "dtype": dtype}
+
+
+#: The architecture fields of an AD model and their bounds (``zoo.agents.ad.ModelConfig``).
+_AD_MODEL_LIMITS: dict[str, tuple[int, int]] = {
+    "n_observations": (0, MAX_SPACE_ELEMENTS),
+    "n_actions": (1, 1 << 16),
+    "context_length": (1, 1 << 16),
+    "n_layers": (1, 64),
+    "n_heads": (1, 64),
+    "embed_dim": (1, 1 << 13),
+    "grid_size": (0, 1 << 12),
+}
+
+#: AD hyper-parameters a saved model may restore (``seed`` is restored as a value, never used to reseed).
+_AD_HYPERPARAMETERS: dict[str, Callable[[Any, Any, str], Any]] = {
+    "learning_rate": _number,
+    "weight_decay": _number,
+    "warmup_steps": _count,
+    "min_lr_ratio": _number,
+    "batch_size": _count,
+    "max_grad_norm": _number,
+    "subsample": _count,
+    "seed": _count,
+}
+
+
+def ad_config(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read and check an Algorithm Distillation ``config.json``.
+
+    :param path: the file.
+    :param root: the folder it must stay inside (default: its own folder).
+    :return: ``{"model": {...}, "metadata": {...}, "hyperparameters": {...}, "num_steps": int}``,
+        every field checked: architecture within bounds, env id registered without ``module:``,
+        env kwargs plain data, hyper-parameters from the allow-list.
+    """
+    data = read_json_object(path, root=root)
+    if data.get("algorithm") != "AlgorithmDistillation":
+        raise UntrustedFileError(
+            path, f"is {data.get('algorithm')!r}, not 'AlgorithmDistillation'", field="algorithm"
+        )
+    model = field(data, "model", dict, path=path)
+    known = {
+        *_AD_MODEL_LIMITS,
+        "observation_kind",
+        "observation_shape",
+        "dropout",
+        "attention_dropout",
+        "rope_base",
+        "channels_last",
+    }
+    unknown = sorted(set(model) - known)
+    if unknown:
+        raise UntrustedFileError(path, f"unknown architecture fields {unknown}", field=f"model.{unknown[0]}")
+    checked: dict[str, Any] = {}
+    for key, (low, high) in _AD_MODEL_LIMITS.items():
+        if key in model:
+            checked[key] = integer(model, key, path=path, prefix="model", low=low, high=high)
+    kind = field(model, "observation_kind", str, path=path, prefix="model")
+    if kind not in _OBSERVATION_KINDS:
+        raise UntrustedFileError(
+            path, f"is {kind!r}; allowed: {', '.join(_OBSERVATION_KINDS)}", field="model.observation_kind"
+        )
+    checked["observation_kind"] = kind
+    shape = field(model, "observation_shape", list, path=path, prefix="model")
+    checked["observation_shape"] = _shape(shape, path, "model.observation_shape") if shape else []
+    for key in ("dropout", "attention_dropout"):
+        if key in model:
+            checked[key] = _unit_interval(model[key], path, f"model.{key}")
+    if "rope_base" in model:
+        base = _number(model["rope_base"], path, "model.rope_base")
+        if base is None or not 1.0 <= base <= 1e12:
+            raise UntrustedFileError(
+                path, f"is {model['rope_base']!r}; allowed: 1 to 1e12", field="model.rope_base"
+            )
+        checked["rope_base"] = float(base)
+    if "channels_last" in model:
+        checked["channels_last"] = field(model, "channels_last", bool, path=path, prefix="model")
+
+    metadata = field(data, "metadata", dict, path=path)
+    checked_metadata = dict(metadata)
+    checked_metadata["env_id"] = check_env_id(metadata.get("env_id"), path=path, field_name="metadata.env_id")
+    env_kwargs = field(metadata, "env_kwargs", dict, path=path, prefix="metadata", default={})
+    checked_metadata["env_kwargs"] = check_plain_json(env_kwargs, path=path, name="metadata.env_kwargs")
+    checked_metadata["observation_space"] = observation_description(
+        metadata.get("observation_space"), path=path, name="metadata.observation_space"
+    )
+    checked_metadata["n_actions"] = integer(
+        metadata, "n_actions", path=path, prefix="metadata", low=1, high=1 << 16
+    )
+    for key in ("source", "max_episode_steps"):
+        if key in metadata:
+            check_plain_json(metadata[key], path=path, name=f"metadata.{key}")
+
+    hyperparameters = field(data, "hyperparameters", dict, path=path)
+    checked_hyperparameters = {}
+    for key, value in hyperparameters.items():
+        if key in _AD_HYPERPARAMETERS:
+            checked_hyperparameters[key] = _AD_HYPERPARAMETERS[key](value, path, f"hyperparameters.{key}")
+        elif key in FORBIDDEN_HYPERPARAMETERS and value is not None:
+            raise UntrustedFileError(
+                path, f"is never taken from a file (got {value!r})", field=f"hyperparameters.{key}"
+            )
+    num_steps = integer(data, "num_steps", path=path, default=0)
+    return {
+        "model": checked,
+        "metadata": checked_metadata,
+        "hyperparameters": checked_hyperparameters,
+        "num_steps": num_steps,
+    }
+
+
+#: Arrays of a learning history and the dtypes each may have.
+_HISTORY_DTYPES: dict[str, tuple[str, ...]] = {
+    "observations": ("int64", "int32", "uint8", "float32", "float64"),
+    "actions": ("int64", "int32"),
+    "rewards": ("float32", "float64"),
+    "dones": ("bool",),
+}
+
+
+def history_manifest(
+    path: str | os.PathLike[str], *, format_name: str, version: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and check a learning-history ``manifest.json``.
+
+    :param path: the file.
+    :param format_name: the ``format`` it must declare.
+    :param version: the ``version`` it must declare.
+    :return: ``(manifest, checked)``: the manifest as read, after ``env_id``, the spaces, the tasks
+        and every entry's shapes and dtypes were checked; and ``checked`` with ``"observation"``,
+        ``"n_actions"`` and ``"completed"``, whose entries hold each file as a checked path inside
+        the manifest's folder.
+    """
+    path = Path(path)
+    root = path.parent
+    manifest = read_json_object(path, root=root)
+    if manifest.get("format") != format_name:
+        raise UntrustedFileError(
+            path,
+            f"is {manifest.get('format')!r}, not a learning-history manifest ({format_name!r})",
+            field="format",
+        )
+    if manifest.get("version") != version:
+        raise UntrustedFileError(
+            path, f"is {manifest.get('version')!r}; this code reads {version}", field="version"
+        )
+    check_env_id(manifest.get("env_id"), path=path, field_name="env_id")
+    check_plain_json(field(manifest, "env_kwargs", dict, path=path, default={}), path=path, name="env_kwargs")
+    tasks = field(manifest, "tasks", list, path=path)
+    check_plain_json(tasks, path=path, name="tasks")
+    observation = observation_description(manifest.get("observation_space"), path=path)
+    action_space = field(manifest, "action_space", dict, path=path)
+    n_actions = integer(action_space, "n", path=path, prefix="action_space", low=1, high=1 << 16)
+    for key in ("source", "split", "episodes", "seed", "tasks_per_batch", "max_episode_steps"):
+        if key in manifest:
+            check_plain_json(manifest[key], path=path, name=key)
+    completed = field(manifest, "completed", dict, path=path)
+    entries: dict[str, Any] = {}
+    for key, entry in completed.items():
+        prefix = f"completed.{key}"
+        if not key.isdigit() or int(key) >= len(tasks):
+            raise UntrustedFileError(path, f"is not the index of one of the {len(tasks)} tasks", field=prefix)
+        length = integer(entry, "length", path=path, prefix=prefix, low=0, high=MAX_COUNT)
+        episodes = integer(entry, "episodes", path=path, prefix=prefix, low=0, high=MAX_COUNT)
+        files = field(entry, "files", dict, path=path, prefix=prefix)
+        checked_files = {}
+        for name, allowed in _HISTORY_DTYPES.items():
+            spec = field(files, name, dict, path=path, prefix=f"{prefix}.files")
+            where = f"{prefix}.files.{name}"
+            dtype = field(spec, "dtype", str, path=path, prefix=where)
+            if dtype not in allowed:
+                raise UntrustedFileError(
+                    path, f"is {dtype!r}; allowed: {', '.join(allowed)}", field=f"{where}.dtype"
+                )
+            shape = field(spec, "shape", list, path=path, prefix=where)
+            expected_tail = observation["shape"] if name == "observations" else []
+            if (
+                not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+                or shape[:1] != [length]
+                or shape[1:] != list(expected_tail)
+            ):
+                raise UntrustedFileError(
+                    path, f"is {shape!r}; expected [{length}, *{expected_tail}]", field=f"{where}.shape"
+                )
+            checked_files[name] = {
+                "file": contained_file(root, spec.get("file"), path=path, field_name=f"{where}.file"),
+                "dtype": dtype,
+                "shape": shape,
+            }
+        entries[key] = {"length": length, "episodes": episodes, "files": checked_files}
+    return manifest, {"observation": observation, "n_actions": n_actions, "completed": entries}
+
+
+def check_history_arrays(
+    arrays: Mapping[str, Any], *, files: Mapping[str, Any], observation: Mapping[str, Any], n_actions: int
+) -> None:
+    """Refuse a history whose values the env cannot produce: NaN/inf rewards or observations,
+    actions outside ``[0, n_actions)``, discrete observations outside ``[0, n)``.
+
+    :param arrays: the memory-mapped arrays by name.
+    :param files: the checked manifest entries (for the file names in the error).
+    :param observation: the checked observation description.
+    :param n_actions: the number of actions.
+    """
+    import numpy as np
+
+    def first_bad(mask: Any) -> int:
+        return int(np.flatnonzero(np.asarray(mask).reshape(len(mask), -1).any(axis=1))[0])
+
+    rewards, actions, observations = arrays["rewards"], arrays["actions"], arrays["observations"]
+    if len(rewards) and not np.isfinite(rewards).all():
+        index = first_bad(~np.isfinite(rewards))
+        raise UntrustedFileError(
+            files["rewards"]["file"], f"reward at index {index} is {rewards[index]} (not finite)"
+        )
+    if len(actions) and ((actions < 0) | (actions >= n_actions)).any():
+        index = first_bad((actions < 0) | (actions >= n_actions))
+        raise UntrustedFileError(
+            files["actions"]["file"],
+            f"action at index {index} is {actions[index]}; allowed: 0 to {n_actions - 1}",
+        )
+    if len(observations) == 0:
+        return
+    if observation["kind"] == "discrete":
+        bad = (observations < 0) | (observations >= observation["n"])
+        if bad.any():
+            index = first_bad(bad)
+            raise UntrustedFileError(
+                files["observations"]["file"],
+                f"observation at index {index} is {observations[index]}; allowed: 0 to {observation['n'] - 1}",
+            )
+    elif observations.dtype.kind == "f" and not np.isfinite(observations).all():
+        index = first_bad(~np.isfinite(observations))
+        raise UntrustedFileError(files["observations"]["file"], f"observation at index {index} is not finite")

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from zoo.envs.base import check_integer, check_real
-from zoo.hub.serialization import atomic_write_text
+from zoo.hub import trust
+from zoo.hub.files import atomic_path, atomic_write_text
 
 from .dataset import HistoryDataset
 from .model import KVCache, ModelConfig, TransformerPolicy, check_architecture
@@ -575,14 +576,8 @@ class AlgorithmDistillation:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().cpu().contiguous() for key, value in self.policy.state_dict().items()}
-        handle, temporary = tempfile.mkstemp(dir=path, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            save_file(state, temporary)
-            os.replace(temporary, path / WEIGHTS_NAME)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(path / WEIGHTS_NAME) as temporary:
+            save_file(state, str(temporary))
         config = {
             "algorithm": "AlgorithmDistillation",
             "model": self.config.to_dict(),
@@ -603,27 +598,55 @@ class AlgorithmDistillation:
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (path / name).exists():
                 raise ValueError(f"path={str(path)!r} has no {name}; not a saved AlgorithmDistillation model")
-        config = json.loads((path / CONFIG_NAME).read_text())
-        if config.get("algorithm") != "AlgorithmDistillation":
-            raise ValueError(
-                f"path={str(path)!r} holds {config.get('algorithm')!r}, not AlgorithmDistillation"
+        # Every field passes the trust boundary: the env id is registered (no module: part), the
+        # architecture bounded, and the network built on the meta device and compared with the
+        # safetensors header before it is allocated. ``seed`` is restored as a value only: loading
+        # never reseeds the process's random generators.
+        config_path = path / CONFIG_NAME
+        config = trust.ad_config(config_path, root=path)
+        model = config["model"]
+        hyperparameters = dict(config["hyperparameters"])
+        saved_seed = hyperparameters.pop("seed", None)
+
+        def build(build_device: str | torch.device) -> AlgorithmDistillation:
+            return cls(
+                None,
+                context_length=model.get("context_length", 128),
+                n_layers=model.get("n_layers", 4),
+                n_heads=model.get("n_heads", 4),
+                embed_dim=model.get("embed_dim", 64),
+                dropout=model.get("dropout", 0.1),
+                attention_dropout=model.get("attention_dropout", 0.5),
+                observation_encoding="grid" if model.get("grid_size") else "embedding",
+                device=build_device,
+                seed=None,
+                _metadata=config["metadata"],
+                **hyperparameters,
             )
-        model = ModelConfig.from_dict(config["model"])
-        hyperparameters = {key: value for key, value in config["hyperparameters"].items()}
-        agent = cls(
-            None,
-            context_length=model.context_length,
-            n_layers=model.n_layers,
-            n_heads=model.n_heads,
-            embed_dim=model.embed_dim,
-            dropout=model.dropout,
-            attention_dropout=model.attention_dropout,
-            observation_encoding="grid" if model.grid_size else "embedding",
-            device=device,
-            _metadata=config["metadata"],
-            **hyperparameters,
-        )
-        agent.policy.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=str(agent.device)))
+
+        def planned_shapes() -> dict[str, tuple[int, ...]]:
+            planned = build("cpu")
+            saved = {**planned.config.to_dict(), **model}
+            if saved != planned.config.to_dict():
+                differing = sorted(key for key in saved if saved[key] != planned.config.to_dict()[key])
+                raise trust.UntrustedFileError(
+                    config_path,
+                    f"the architecture disagrees with the metadata (fields {differing})",
+                    field=f"model.{differing[0]}",
+                )
+            return trust.state_shapes(planned.policy)
+
+        shapes = trust.shapes_without_allocating(planned_shapes, path=config_path, what="model")
+        trust.check_safetensors_shapes(path / WEIGHTS_NAME, shapes, root=path)
+        try:
+            agent = build(device)
+        except ValueError as error:
+            raise trust.UntrustedFileError(
+                config_path, f"describes a model that cannot be built: {error}"
+            ) from error
+        agent.seed = saved_seed
+        tensors = trust.load_safetensors(path / WEIGHTS_NAME, shapes, device=str(agent.device), root=path)
+        agent.policy.load_state_dict(tensors)
         agent.policy.eval()
-        agent.num_steps = int(config.get("num_steps", 0))
+        agent.num_steps = config["num_steps"]
         return agent

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ import gymnasium as gym
 import numpy as np
 
 from zoo.envs import task_from_json
-from zoo.hub.serialization import atomic_write_text
+from zoo.hub import trust
+from zoo.hub.files import atomic_path, atomic_write_text
 
 __all__ = [
     "ARRAY_NAMES",
@@ -126,18 +126,12 @@ def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _atomic_write_array(path: Path, array: np.ndarray) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         mapped = np.lib.format.open_memmap(temporary, mode="w+", dtype=array.dtype, shape=array.shape)
         if array.size:
             mapped[...] = array
         mapped.flush()
         del mapped
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class HistoryWriter:
@@ -155,7 +149,7 @@ class HistoryWriter:
         header = json.loads(json.dumps({**header, "format": FORMAT_NAME, "version": FORMAT_VERSION}))
         manifest_path = self.directory / MANIFEST_NAME
         if manifest_path.exists():
-            existing = _read_manifest(manifest_path)
+            existing, _ = _read_manifest(manifest_path)
             existing_header = {key: value for key, value in existing.items() if key != "completed"}
             if existing_header != header:
                 differing = sorted(
@@ -196,31 +190,17 @@ class HistoryWriter:
         _atomic_write_json(self.directory / MANIFEST_NAME, self.manifest)
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the dataset manifest {str(path)!r}: {error}") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise ValueError(f"{str(path)!r} is not a learning-history manifest (format {FORMAT_NAME!r})")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{str(path)!r} has version {manifest.get('version')!r}; this code reads {FORMAT_VERSION}"
-        )
-    return manifest
+def _read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    # Every field is checked by the trust boundary (a dataset may come from the Hub).
+    return trust.history_manifest(path, format_name=FORMAT_NAME, version=FORMAT_VERSION)
 
 
-def _load_array(path: Path, expected: dict[str, Any]) -> np.ndarray:
-    if not path.exists():
-        raise ValueError(f"dataset file {str(path)!r} is missing")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"dataset file {str(path)!r} is truncated or corrupt: {error}") from error
+def _load_array(path: Path, expected: dict[str, Any], root: Path) -> np.ndarray:
+    array = trust.load_npy(path, root=root)
     if array.dtype.name != expected["dtype"] or list(array.shape) != list(expected["shape"]):
-        raise ValueError(
-            f"dataset file {str(path)!r} holds {array.dtype.name}{list(array.shape)}, "
-            f"the manifest says {expected['dtype']}{expected['shape']}"
+        raise trust.UntrustedFileError(
+            path,
+            f"holds {array.dtype.name}{list(array.shape)}, the manifest says {expected['dtype']}{expected['shape']}",
         )
     return array
 
@@ -253,15 +233,14 @@ class HistoryDataset:
             raise ValueError(
                 f"directory={str(directory)!r} has no {MANIFEST_NAME}; not a learning-history dataset"
             )
-        manifest = _read_manifest(manifest_path)
+        manifest, checked = _read_manifest(manifest_path)
         histories = []
-        task_indices = sorted(int(key) for key in manifest["completed"])
+        entries, observation, n_actions = checked["completed"], checked["observation"], checked["n_actions"]
+        task_indices = sorted(int(key) for key in entries)
         for task_index in task_indices:
-            entry = manifest["completed"][str(task_index)]
-            arrays = {
-                name: _load_array(directory / entry["files"][name]["file"], entry["files"][name])
-                for name in ARRAY_NAMES
-            }
+            files = entries[str(task_index)]["files"]
+            arrays = {name: _load_array(files[name]["file"], files[name], directory) for name in ARRAY_NAMES}
+            trust.check_history_arrays(arrays, files=files, observation=observation, n_actions=n_actions)
             histories.append(History(**arrays).subsample(subsample))
         all_tasks = manifest["tasks"]
         header = {**manifest, "tasks": [all_tasks[index] for index in task_indices]}

@@ -45,6 +45,12 @@ def load_policy_from_zip(path: str | os.PathLike, device: th.device | str = "cpu
 def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> BasePolicy:
     """Turn any accepted teacher form into an SB3 policy.
 
+    Only the caller names a teacher: a saved agent's config never does (``zoo.hub.trust`` refuses
+    a ``teacher`` field), so a repo cannot point at a pickle or at another repo. A ``.zip`` path
+    is the caller's own file and is unpickled as SB3 does; a directory or a repo id is read
+    pickle-free through ``zoo.hub``. Nested resolutions are limited to
+    ``zoo.hub.trust.MAX_TEACHER_DEPTH``.
+
     :param teacher: an SB3 model (its ``.policy`` is used) or policy; a path to an SB3 ``.zip``
         file or to a directory written by ``zoo.hub.save_agent``; or a Hugging Face Hub repo id
         (``"org/name"``), loaded with ``zoo.hub.load_from_hub``.
@@ -52,6 +58,19 @@ def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> Ba
     :return: the teacher's policy.
     :raises ValueError: if ``teacher`` is none of these or has no action distribution.
     """
+    from zoo.hub.trust import resolving_teacher
+
+    with resolving_teacher(teacher):
+        policy = _resolve_teacher_policy(teacher, device)
+    if not isinstance(policy, BasePolicy) or not hasattr(policy, "get_distribution"):
+        raise ValueError(
+            f"teacher={teacher!r}: its policy ({type(policy).__name__}) has no action distribution "
+            "(get_distribution); teachers must be actor-critic policies"
+        )
+    return policy
+
+
+def _resolve_teacher_policy(teacher: TeacherLike, device: th.device | str) -> Any:
     policy: Any
     if isinstance(teacher, BaseAlgorithm):
         policy = teacher.policy
@@ -80,11 +99,6 @@ def resolve_teacher(teacher: TeacherLike, device: th.device | str = "cpu") -> Ba
         raise ValueError(
             f"teacher={teacher!r} (type {type(teacher).__name__}) must be an SB3 model or policy, "
             "a path to a saved model, or a hub repo id"
-        )
-    if not isinstance(policy, BasePolicy) or not hasattr(policy, "get_distribution"):
-        raise ValueError(
-            f"teacher={teacher!r}: its policy ({type(policy).__name__}) has no action distribution "
-            "(get_distribution); teachers must be actor-critic policies"
         )
     return policy
 
