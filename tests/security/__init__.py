@@ -1,0 +1,1 @@
+"""Security tests of issue #11: every loader against poisoned repos, folders and files."""
