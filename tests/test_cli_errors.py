@@ -1,0 +1,161 @@
+"""Bad input ends with one ``zoo: error:`` line naming the flag, the value and what is allowed.
+
+Nothing is built first: no run folder, no dataset, no traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoo.cli import main
+
+ENV = "zoo/DarkRoom-v0"
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run ``zoo argv``; assert it exits non-zero with one ``zoo: error:`` line and return that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code not in (0, None)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = [line for line in captured.err.splitlines() if line.startswith("zoo: error: ")]
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def train(tmp_path: Path, *extra: str, algo: str = "ppo", env: str = ENV) -> list[str]:
+    return [
+        "train", "--algo", algo, "--env", env, "-n", "64", "--log-folder", str(tmp_path / "logs"),
+        "--no-progress-bar", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("-n", "0"), ["-n/--n-timesteps 0", "at least 1"]),
+        (("--eval-freq", "-5"), ["--eval-freq -5", "at least 1"]),
+        (("--checkpoint-freq", "-1"), ["--checkpoint-freq -1", "at least 1"]),
+        (("--eval-episodes", "0"), ["--eval-episodes 0", "at least 1"]),
+        (("--params", "batch_size:0"), ["--params batch_size:0", "positive integer"]),
+        (("--params", "n_steps:-4"), ["--params n_steps:-4", "positive integer"]),
+        (("--params", "n_envs:abc"), ["--params n_envs:abc", "n_envs must be a positive integer", "'abc'"]),
+        (("--params", "buffer_size:1.5"), ["--params buffer_size:1.5", "positive integer"]),
+        (("--params", "learning_starts:-1"), ["--params learning_starts:-1", "0 or more"]),
+        (("--params", "train_freq:[4, fortnight]"), ["--params train_freq", '"episode"']),
+        (("--params", "policy_kwargs:5"), ["--params policy_kwargs:5", "must be a mapping"]),
+        (("--params", "n_envs:2", "n_envs:4"), ["--params 'n_envs:4'", "given twice"]),
+        (("--device", "cpu", "--params", "device:cpu"), ["--params device:cpu", "set by --device"]),
+        (("--params", "seed:3"), ["--params seed:3", "set by --seed"]),
+        (("--device", "tpu"), ["--device 'tpu'", "auto, cpu, cuda, cuda:N", "mps"]),
+        (("--env-kwargs", "bogus:1"), ["--env-kwargs bogus", "DarkRoomEnv", "it takes:", "size", "task"]),
+        (("--env-kwargs", "bogus"), ["--env-kwargs 'bogus' is malformed"]),
+        (
+            ("--params", "policy_kwargs:{bogus_argument: 1}"),
+            ["--algo ppo could not be built", "bogus_argument"],
+        ),
+    ],
+)
+def test_train_refuses_bad_flags_before_making_a_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], expected: list[str]
+) -> None:
+    line = refused(capsys, *train(tmp_path, *extra))
+    for text in expected:
+        assert text in line
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("algo", "env", "expected"),
+    [
+        ("dqn", "zoo/ContinuousSeek-d5-v0", ["--algo dqn needs a Discrete action space", "Box(", "sac"]),
+        ("sac", ENV, ["--algo sac needs a Box action space", "Discrete(5)", "dqn"]),
+        ("td3", "zoo/BitFlip-v0", ["--algo td3 needs a Box action space", "Discrete(20)"]),
+    ],
+)
+def test_algo_and_action_space_mismatch_says_which_space_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], algo: str, env: str, expected: list[str]
+) -> None:
+    line = refused(capsys, *train(tmp_path, algo=algo, env=env))
+    for text in expected:
+        assert text in line
+    assert not (tmp_path / "logs").exists()
+
+
+def test_cuda_device_that_is_missing_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    count = torch.cuda.device_count()
+    line = refused(capsys, *train(tmp_path, "--device", f"cuda:{count}"))
+    assert f"--device cuda:{count}" in line
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--episodes", "0"), "--episodes 0"),
+        (("--video-steps", "0"), "--video-steps 0"),
+        (("--device", "gpu"), "--device 'gpu'"),
+        (("--run", "a", "--repo", "b/c"), "--run a and --repo b/c both given"),
+    ],
+)
+def test_enjoy_refuses_bad_flags(
+    capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], expected: str
+) -> None:
+    assert expected in refused(capsys, "enjoy", "--algo", "ppo", "--env", ENV, *extra)
+
+
+def test_push_refuses_zero_eval_episodes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--eval-episodes 0" in refused(
+        capsys, "push", "--algo", "ppo", "--env", ENV, "--eval-episodes", "0"
+    )
+
+
+def test_enjoy_or_push_of_a_run_of_another_env_is_refused(tmp_path: Path, capsys) -> None:
+    main([*train(tmp_path, "--params", "n_envs:2", "n_steps:16", "batch_size:32"), "--device", "cpu"])
+    (run,) = (tmp_path / "logs" / "ppo").iterdir()
+    capsys.readouterr()
+    for command in ("enjoy", "push"):
+        line = refused(capsys, command, "--algo", "ppo", "--env", "zoo/DarkRoomHard-v0", "--run", str(run))
+        assert f"--run {run} is a run on --env {ENV}, not on --env zoo/DarkRoomHard-v0" in line
+    line = refused(capsys, "enjoy", "--algo", "a2c", "--env", ENV, "--run", str(run))
+    assert "trained with --algo ppo, not --algo a2c" in line
+
+
+def test_a_value_error_from_an_agent_becomes_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.agents.ad
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("source 'ucb' is a bandit algorithm;\nit cannot learn zoo/DarkRoom-v0")
+
+    monkeypatch.setattr(zoo.agents.ad, "collect_histories", refuse)
+    line = refused(capsys, "ad", "collect", "--env", ENV, "--source", "ucb", "--output", str(tmp_path / "d"))
+    assert line == "zoo: error: source 'ucb' is a bandit algorithm; it cannot learn zoo/DarkRoom-v0"
+
+
+def test_ad_collect_with_a_bandit_source_on_a_grid_world_is_refused(tmp_path: Path, capsys) -> None:
+    line = refused(capsys, "ad", "collect", "--env", ENV, "--source", "ucb", "--episodes", "2",
+                   "--output", str(tmp_path / "histories"))  # fmt: skip
+    assert "ucb" in line
+    assert not (tmp_path / "histories").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("ad", "train", "--dataset", "x", "--steps", "0"), "--steps 0"),
+        (("ad", "train", "--dataset", "x", "--dropout", "1.0"), "--dropout 1.0"),
+        (("ad", "eval", "--model", "x", "--env", ENV, "--temperature", "0"), "--temperature 0"),
+        (("ad", "eval", "--model", "x", "--env", ENV, "--device", "cuda:x"), "--device 'cuda:x'"),
+        (("pbt", "--env", ENV, "--population-size", "0"), "--population-size 0"),
+        (("pull", "--repo", "a/b", "--device", "tpu"), "--device 'tpu'"),
+    ],
+)
+def test_other_commands_refuse_bad_flags(capsys, argv: tuple[str, ...], expected: str) -> None:
+    assert expected in refused(capsys, *argv)
