@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from typing import Any
 
@@ -38,6 +36,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 import zoo  # noqa: F401  (registers the environments)
 from zoo.agents import MultiReenGAGE, ReenGAGEDDPG, ReenGAGEDQN
+from zoo.hub.files import atomic_write_text
 
 
 def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, float]:
@@ -183,12 +182,7 @@ def timing(args: argparse.Namespace) -> list[dict]:
 
 
 def write_json(path: str, data: Any) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(data, file, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def summarise(results: list[dict], metric: str) -> str:

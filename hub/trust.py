@@ -628,6 +628,20 @@ FORBIDDEN_HYPERPARAMETERS = frozenset(
 )
 
 
+#: Attributes an agent saves that its ``_setup_model`` rebuilds, so a load does not restore them.
+REBUILT_ON_LOAD = frozenset(
+    {
+        "batch_norm_stats",
+        "batch_norm_stats_target",
+        "actor_batch_norm_stats",
+        "actor_batch_norm_stats_target",
+        "critic_batch_norm_stats",
+        "critic_batch_norm_stats_target",
+        "n_quantiles",  # QR-DQN / TQC read it from policy_kwargs
+    }
+)
+
+
 def _number(value: Any, path: Any, name: str) -> float | None:
     # null is data too (QR-DQN saves max_grad_norm=None); the class decides what it means.
     if value is None:
@@ -827,6 +841,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "exploration_initial_eps": _number,
     "exploration_final_eps": _number,
     "exploration_rate": _number,
+    "exploration_schedule": _schedule,
     "use_sde_at_warmup": _flag,
     "target_entropy": _number_or_auto,
     "policy_delay": _count,
@@ -998,6 +1013,15 @@ def safetensors_header(
         if dtype not in _SAFETENSORS_DTYPES:
             raise UntrustedFileError(
                 path, f"tensor {name!r} has dtype {dtype!r}; numeric dtypes only", field=name
+            )
+        if (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and isinstance(offsets[1], int)
+            and offsets[1] > data_size
+        ):
+            raise UntrustedFileError(
+                path, f"tensor {name!r} ends past the end of the file's data (truncated?)", field=name
             )
         if not (
             isinstance(shape, list)

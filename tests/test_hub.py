@@ -96,6 +96,17 @@ def test_save_load_round_trip(tmp_path, cls, policy, env_id, kwargs):
     assert _same_weights(model, loaded)
     assert _same_predictions(model, loaded, _observations(model.observation_space))
     assert loaded.gamma == model.gamma and loaded.learning_rate == model.learning_rate
+    _assert_nothing_saved_is_dropped(tmp_path / "agent")
+
+
+def _assert_nothing_saved_is_dropped(folder):
+    """Every hyper-parameter save_agent writes is on the trust boundary's allow-list (or rebuilt)."""
+    from zoo.hub import trust
+
+    saved = json.loads((folder / "config.json").read_text())["hyperparameters"]
+    kept = trust.agent_hyperparameters(saved, path=folder / "config.json")
+    dropped = set(saved) - set(kept) - trust.FORBIDDEN_HYPERPARAMETERS - trust.REBUILT_ON_LOAD
+    assert not dropped, f"saved but not restored: {sorted(dropped)}"
 
 
 def test_loaded_dqn_keeps_exploration_and_trains(tmp_path):
@@ -756,6 +767,7 @@ def test_zoo_agents_save_and_load_without_pickle(tmp_path, name):
     if isinstance(observations, np.ndarray) and observations.dtype == object:  # Dict spaces
         observations = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
     assert _same_predictions(model, loaded, observations)
+    _assert_nothing_saved_is_dropped(tmp_path)
 
 
 def test_kickstarted_agent_push_and_pull(hub_server):

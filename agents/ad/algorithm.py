@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from zoo.envs.base import check_integer, check_real
 from zoo.hub import trust
-from zoo.hub.files import atomic_path, atomic_write_text
+from zoo.hub.files import atomic_path, atomic_write_text, current_umask
 
 from .dataset import HistoryDataset
 from .model import KVCache, ModelConfig, TransformerPolicy, check_architecture
@@ -391,6 +391,7 @@ class AlgorithmDistillation:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         name = f"step_{self.num_steps:09d}"
         temporary = Path(tempfile.mkdtemp(dir=self.checkpoint_dir, prefix=f".{name}."))
+        temporary.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; the folder follows the umask
         tensors = {
             f"model.{key}": value.detach().cpu().contiguous()
             for key, value in self.policy.state_dict().items()
@@ -402,7 +403,8 @@ class AlgorithmDistillation:
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        save_file(tensors, str(temporary / "state.safetensors"))
+        with atomic_path(temporary / "state.safetensors") as weights:  # safetensors alone writes 0600
+            save_file(tensors, str(weights))
         groups = [
             {key: value for key, value in group.items() if key != "params"}
             for group in optimizer_state["param_groups"]
@@ -427,10 +429,29 @@ class AlgorithmDistillation:
         pointer = self.checkpoint_dir / "latest.json"
         if not pointer.exists():
             return
-        name = json.loads(pointer.read_text())["checkpoint"]
-        directory = self.checkpoint_dir / name
-        tensors = load_file(str(directory / "state.safetensors"))
-        state = json.loads((directory / "state.json").read_text())
+        # A checkpoint is the caller's own folder, but a crash or a disk error can leave it
+        # corrupt: every file is read through the trust boundary, so the error names it.
+        latest = trust.read_json_object(pointer)
+        directory = trust.contained_file(
+            self.checkpoint_dir, latest.get("checkpoint"), path=pointer, field_name="checkpoint"
+        )
+        weights, state_file = directory / "state.safetensors", directory / "state.json"
+        trust.safetensors_header(weights)
+        try:
+            tensors = load_file(str(weights))
+        except Exception as error:  # safetensors' own SafetensorError
+            raise trust.UntrustedFileError(weights, f"cannot be read: {error}") from error
+        state = trust.read_json_object(state_file)
+        try:
+            self._restore_checkpoint(tensors, state)
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+            if isinstance(error, trust.UntrustedFileError):
+                raise
+            raise trust.UntrustedFileError(
+                directory, f"is not a checkpoint of this model ({type(error).__name__}: {error})"
+            ) from error
+
+    def _restore_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         model_state = {
             key[len("model.") :]: value for key, value in tensors.items() if key.startswith("model.")
         }
