@@ -62,7 +62,7 @@ class Ctx:
     tmp: Path
     folder: Path
     marker: Path
-    hub: Hub
+    request: pytest.FixtureRequest
     evil: EvilModules
     outside: Path
     artifacts: Artifacts
@@ -70,6 +70,11 @@ class Ctx:
     capsys: pytest.CaptureFixture[str]
     loader: AgentLoader
     repo_files: dict[str, bytes] = field(default_factory=dict)  # extra files staged with the repo
+
+    @property
+    def hub(self) -> Hub:
+        """The local Hub, started on first use (local loaders rarely need one)."""
+        return self.request.getfixturevalue("hub")
 
     @property
     def config(self) -> Path:
@@ -99,6 +104,11 @@ class AgentLoader:
     def stage(self, ctx: Ctx) -> None:
         if self.hub:
             self.ctx_put(ctx)
+
+    def prepare(self, ctx: Ctx) -> None:
+        """Start the Hub before the payload is built when the loader reads from it (HF_HOME is set then)."""
+        if self.hub:
+            ctx.hub  # noqa: B018
 
     def ctx_put(self, ctx: Ctx) -> None:
         files = {
@@ -231,31 +241,31 @@ def top(ctx: Ctx, key: str, value: Any) -> None:
 # -- pickles behind innocent names -------------------------------------------------------------
 
 
-@payload("weights_are_sb3_zip", tags=["pickle"])
+@payload("weights_are_sb3_zip", tags=["pickle"], scope="all")
 def _(ctx: Ctx) -> Expect:
     replace_bytes(ctx.weights, ctx.payload_zip())
     return refuse(WEIGHTS)
 
 
-@payload("weights_are_pickle", tags=["pickle"])
+@payload("weights_are_pickle", tags=["pickle"], scope="core")
 def _(ctx: Ctx) -> Expect:
     replace_bytes(ctx.weights, pickle_payload(ctx.marker))
     return refuse(WEIGHTS)
 
 
-@payload("weights_are_torch_pickle", tags=["pickle"])
+@payload("weights_are_torch_pickle", tags=["pickle"], scope="core")
 def _(ctx: Ctx) -> Expect:
     replace_bytes(ctx.weights, torch_pickle_payload(ctx.marker))
     return refuse(WEIGHTS)
 
 
-@payload("config_is_pickle", tags=["pickle"])
+@payload("config_is_pickle", tags=["pickle"], scope="core")
 def _(ctx: Ctx) -> Expect:
     replace_bytes(ctx.config, pickle_payload(ctx.marker))
     return refuse(CONFIG)
 
 
-@payload("only_a_pickled_sb3_zip", tags=["pickle"])
+@payload("only_a_pickled_sb3_zip", tags=["pickle"], scope="all")
 def _(ctx: Ctx) -> Expect:
     ctx.config.unlink()
     ctx.weights.unlink()
@@ -272,20 +282,20 @@ def _(ctx: Ctx) -> Expect:
 TEACHER = "hyperparameters.teacher"
 
 
-@payload("teacher_is_shipped_pickle", base="kppo", tags=["teacher"])
+@payload("teacher_is_shipped_pickle", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     # the payload travels beside config.json; in the HF cache its blob path is its content hash
     hyper(ctx, "teacher", ctx.shipped_file("weights.bin", ctx.payload_zip()))
     return refuse(CONFIG, TEACHER)
 
 
-@payload("a2c_teacher_is_shipped_pickle", base="ka2c", tags=["teacher"])
+@payload("a2c_teacher_is_shipped_pickle", base="ka2c", tags=["teacher"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "teacher", ctx.shipped_file("weights.bin", ctx.payload_zip()))
     return refuse(CONFIG, TEACHER)
 
 
-@payload("teacher_is_pickle_outside", base="kppo", tags=["teacher"])
+@payload("teacher_is_pickle_outside", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     target = ctx.outside / "teacher.zip"
     target.write_bytes(ctx.payload_zip())
@@ -293,7 +303,7 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, TEACHER)
 
 
-@payload("teacher_is_relative_pickle", base="kppo", tags=["teacher"])
+@payload("teacher_is_relative_pickle", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     (ctx.outside / "teacher.zip").write_bytes(ctx.payload_zip())
     ctx.monkeypatch.chdir(ctx.outside)
@@ -301,34 +311,34 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, TEACHER)
 
 
-@payload("teacher_is_itself", base="kppo", tags=["teacher"])
+@payload("teacher_is_itself", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     # a repo naming itself recursed until RecursionError; a local folder naming itself likewise
     hyper(ctx, "teacher", ctx.loader.repo_id if ctx.loader.hub else str(ctx.folder))
     return refuse(CONFIG, TEACHER)
 
 
-@payload("a2c_teacher_is_itself", base="ka2c", tags=["teacher"])
+@payload("a2c_teacher_is_itself", base="ka2c", tags=["teacher"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "teacher", ctx.loader.repo_id if ctx.loader.hub else str(ctx.folder))
     return refuse(CONFIG, TEACHER)
 
 
-@payload("teacher_is_another_repo", base="kppo", tags=["teacher"])
+@payload("teacher_is_another_repo", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     ctx.hub.put_folder(OTHER_REPO, ctx.artifacts.ppo)  # valid: resolving it would "work"
     hyper(ctx, "teacher", OTHER_REPO)
     return refuse(CONFIG, TEACHER, forbidden_repos=(OTHER_REPO,))
 
 
-@payload("teacher_is_another_folder", base="kppo", tags=["teacher"])
+@payload("teacher_is_another_folder", base="kppo", tags=["teacher"], scope="all")
 def _(ctx: Ctx) -> Expect:
     other = copy_artifact(ctx.artifacts.ppo, ctx.outside / "agent")
     hyper(ctx, "teacher", str(other))
     return refuse(CONFIG, TEACHER)
 
 
-@payload("teacher_in_policy_kwargs", base="kppo", scope="core", tags=["teacher"])
+@payload("teacher_in_policy_kwargs", base="kppo", tags=["teacher"], scope="core")
 def _(ctx: Ctx) -> Expect:
     target = ctx.outside / "teacher.zip"
     target.write_bytes(ctx.payload_zip())
@@ -336,7 +346,7 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, ("policy_kwargs.teacher", "policy_kwargs"))
 
 
-@payload("teacher_on_plain_ppo", scope="core", tags=["teacher"])
+@payload("teacher_on_plain_ppo", tags=["teacher"], scope="core")
 def _(ctx: Ctx) -> Expect:
     target = ctx.outside / "teacher.zip"
     target.write_bytes(ctx.payload_zip())
@@ -384,112 +394,116 @@ for _module in ACTIVATION_MODULES:
         Payload(
             f"activation_fn_from_{_module.strip('<>').replace('.', '_')}",
             _activation,
-            scope="all" if _module in ("os", "torch.nn_evil") else "core",
+            scope="all" if _module == "torch.nn_evil" else "core",
             tags=["code"],
         )
     )
 
 
-@payload("policy_class_from_os", tags=["code"])
+@payload("policy_class_from_os", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "policy", OS_SYSTEM)
     return refuse(CONFIG, "policy")
 
 
-@payload("policy_class_from_prefix_lookalike", scope="core", tags=["code"])
+@payload("policy_class_from_prefix_lookalike", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "policy", {"module": "stable_baselines3_evil", "name": "MlpPolicy"})
     return refuse(CONFIG, "policy")
 
 
-@payload("algorithm_not_allowed", scope="core", tags=["code"])
+@payload("algorithm_not_allowed", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "algorithm", "system")
     top(ctx, "class", OS_SYSTEM)
     return refuse(CONFIG, "algorithm")
 
 
-@payload("features_extractor_not_an_extractor", tags=["code"])
+@payload("features_extractor_not_an_extractor", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     policy_kwarg(ctx, "features_extractor_class", {"__class__": {"module": "torch.nn", "name": "ReLU"}})
     return refuse(CONFIG, "policy_kwargs.features_extractor_class")
 
 
-@payload("features_extractor_vec_env", scope="core", tags=["code"])
+@payload("features_extractor_vec_env", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     reference = {"module": "stable_baselines3.common.vec_env", "name": "SubprocVecEnv"}
     policy_kwarg(ctx, "features_extractor_class", {"__class__": reference})
     return refuse(CONFIG, "policy_kwargs.features_extractor_class")
 
 
-@payload("optimizer_not_an_optimizer", tags=["code"])
+@payload("optimizer_not_an_optimizer", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     policy_kwarg(ctx, "optimizer_class", {"__class__": {"module": "torch.nn", "name": "ReLU"}})
     return refuse(CONFIG, "policy_kwargs.optimizer_class")
 
 
-@payload("optimizer_from_evil_module", scope="core", tags=["code"])
+@payload("optimizer_from_evil_module", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     policy_kwarg(ctx, "optimizer_class", {"__class__": {"module": "torch.optim_evil", "name": "ReLU"}})
     return refuse(CONFIG, "policy_kwargs.optimizer_class")
 
 
-@payload("rollout_buffer_not_a_rollout_buffer", tags=["code"])
+@payload("rollout_buffer_not_a_rollout_buffer", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "rollout_buffer_class", {"__class__": {"module": "stable_baselines3.common.buffers", "name": "ReplayBuffer"}})
     return refuse(CONFIG, "hyperparameters.rollout_buffer_class")
 
 
-@payload("rollout_buffer_from_os", scope="core", tags=["code"])
+@payload("rollout_buffer_from_os", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "rollout_buffer_class", {"__class__": OS_SYSTEM})
     return refuse(CONFIG, "hyperparameters.rollout_buffer_class")
 
 
-@payload("replay_buffer_not_a_replay_buffer", base="dqn", scope="core", tags=["code"])
+@payload("replay_buffer_not_a_replay_buffer", base="dqn", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     reference = {"module": "stable_baselines3.common.buffers", "name": "RolloutBuffer"}
     hyper(ctx, "replay_buffer_class", {"__class__": reference})
     return refuse(CONFIG, "hyperparameters.replay_buffer_class")
 
 
-@payload("replay_buffer_from_prefix_lookalike", base="dqn", scope="core", tags=["code"])
+@payload("replay_buffer_from_prefix_lookalike", base="dqn", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "replay_buffer_class", {"__class__": {"module": "stable_baselines3_evil", "name": "Evil"}})
     return refuse(CONFIG, "hyperparameters.replay_buffer_class")
 
 
-@payload("class_reference_nested_in_kwargs", scope="core", tags=["code"])
+@payload("class_reference_nested_in_kwargs", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "rollout_buffer_kwargs", {"hook": {"__class__": OS_SYSTEM}})
     return refuse(CONFIG, ("hyperparameters.rollout_buffer_kwargs.hook", "rollout_buffer_kwargs"))
 
 
-@payload("schedule_unknown_kind", tags=["code"])
+@payload("schedule_unknown_kind", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "learning_rate", {"__schedule__": "eval", "code": "__import__('os').system('true')"})
     return refuse(CONFIG, "hyperparameters.learning_rate")
 
 
-@payload("schedule_garbage_fields", scope="core", tags=["code"])
+@payload("schedule_garbage_fields", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "learning_rate", {"__schedule__": "linear", "start": [], "end": {"__class__": OS_SYSTEM}})
     return refuse(CONFIG, "hyperparameters.learning_rate")
 
 
-@payload("schedule_missing_fields", scope="core", tags=["code"])
+@payload("schedule_missing_fields", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "clip_range", {"__schedule__": "linear"})
     return refuse(CONFIG, "hyperparameters.clip_range")
 
 
-@payload("hyperparameter_replaces_a_method", scope="core", tags=["code"])
+@payload("hyperparameter_replaces_a_method", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "predict", 1)
-    return refuse(CONFIG, "hyperparameters.predict")
+
+    def unused(model: Any) -> None:
+        assert callable(model.predict), "the config replaced the predict method"
+
+    return refuse(CONFIG, "hyperparameters.predict", neutral=not_used(unused))
 
 
-@payload("tensorboard_log_path", tags=["path"])
+@payload("tensorboard_log_path", tags=["path"], scope="all")
 def _(ctx: Ctx) -> Expect:
     target = str(ctx.outside / "tb")
     hyper(ctx, "tensorboard_log", target)
@@ -500,13 +514,13 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, "hyperparameters.tensorboard_log", neutral=not_used(unused))
 
 
-@payload("env_in_hyperparameters_imports_module", tags=["env"])
+@payload("env_in_hyperparameters_imports_module", tags=["env"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "env", ctx.evil.env_id)
     return refuse(CONFIG, "hyperparameters.env", neutral=not_used(lambda model: None))
 
 
-@payload("device_in_hyperparameters", scope="core", tags=["path"])
+@payload("device_in_hyperparameters", tags=["path"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "device", "cuda:7")
 
@@ -519,25 +533,25 @@ def _(ctx: Ctx) -> Expect:
 # -- env ids -----------------------------------------------------------------------------------
 
 
-@payload("env_id_imports_module", tags=["env"])
+@payload("env_id_imports_module", tags=["env"], scope="all")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "env_id", ctx.evil.env_id)
     return refuse(CONFIG, "env_id")
 
 
-@payload("env_id_with_zoo_module_part", scope="core", tags=["env"])
+@payload("env_id_with_zoo_module_part", tags=["env"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "env_id", f"zoo:{ENV_ID}")
     return refuse(CONFIG, "env_id")
 
 
-@payload("env_id_unregistered", tags=["env"])
+@payload("env_id_unregistered", tags=["env"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "env_id", "NoSuchNamespace/NoSuchEnv-v9")
     return refuse(CONFIG, "env_id")
 
 
-@payload("env_kwargs_tagged_object", scope="core", tags=["env"])
+@payload("env_kwargs_tagged_object", tags=["env"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "env_kwargs", {"size": {"__class__": OS_SYSTEM}})
     return refuse(CONFIG, ("env_kwargs.size", "env_kwargs"), neutral=not_used())
@@ -556,7 +570,7 @@ def _raw_config(content: bytes) -> Callable[[Ctx], Expect]:
 
 for _name, _content, _scope in [
     ("config_truncated", None, "all"),
-    ("config_empty", b"", "all"),
+    ("config_empty", b"", "core"),
     ("config_is_a_list", b"[]", "core"),
     ("config_is_a_string", b'"config"', "core"),
     ("config_not_utf8", b'{"format": "\xff\xfe"}', "core"),
@@ -571,7 +585,7 @@ for _name, _content, _scope in [
     PAYLOADS.append(Payload(_name, _malformed, scope=_scope, tags=["json"]))
 
 
-@payload("config_nan_literal", tags=["json", "nan"])
+@payload("config_nan_literal", tags=["json", "nan"], scope="core")
 def _(ctx: Ctx) -> Expect:
     text = ctx.config.read_text().replace('"gamma": 0.99', '"gamma": NaN')
     assert "NaN" in text
@@ -579,7 +593,7 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, ("hyperparameters.gamma", "NaN"))
 
 
-@payload("config_infinity_literal", scope="core", tags=["json", "nan"])
+@payload("config_infinity_literal", tags=["json", "nan"], scope="core")
 def _(ctx: Ctx) -> Expect:
     text = ctx.config.read_text().replace('"learning_rate": 0.0003', '"learning_rate": Infinity')
     assert "Infinity" in text
@@ -587,13 +601,13 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, ("hyperparameters.learning_rate", "Infinity"))
 
 
-@payload("nan_hyperparameter_tagged", scope="core", tags=["nan"])
+@payload("nan_hyperparameter_tagged", tags=["nan"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "gamma", {"__float__": "nan"})
     return refuse(CONFIG, "hyperparameters.gamma")
 
 
-@payload("hyperparameter_wrong_type", scope="core", tags=["json"])
+@payload("hyperparameter_wrong_type", tags=["json"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "n_epochs", "ten")
     return refuse(CONFIG, "hyperparameters.n_epochs")
@@ -604,13 +618,13 @@ def _(ctx: Ctx) -> Expect:
 FAST = 20.0
 
 
-@payload("net_arch_40_gigabytes", tags=["oversize"])
+@payload("net_arch_40_gigabytes", tags=["oversize"], scope="all")
 def _(ctx: Ctx) -> Expect:
     policy_kwarg(ctx, "net_arch", [100_000, 100_000])
     return refuse(CONFIG, "policy_kwargs.net_arch", max_seconds=FAST)
 
 
-@payload("net_arch_dict_huge", scope="core", tags=["oversize"])
+@payload("net_arch_dict_huge", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     policy_kwarg(ctx, "net_arch", {"pi": [10**9], "vf": [8]})
     return refuse(CONFIG, ("policy_kwargs.net_arch", "pi"), max_seconds=FAST)
@@ -621,31 +635,31 @@ def _box(shape: list[int]) -> dict[str, Any]:
     return {"type": "Box", "low": scalar, "high": {**scalar, "data": [1.0]}, "shape": shape, "dtype": "<f4"}
 
 
-@payload("observation_box_of_a_billion", tags=["oversize"])
+@payload("observation_box_of_a_billion", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "observation_space", _box([10**9]))
     return refuse(CONFIG, ("observation_space", "shape"), max_seconds=FAST)
 
 
-@payload("observation_box_squared", scope="core", tags=["oversize"])
+@payload("observation_box_squared", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "observation_space", _box([100_000, 100_000]))
     return refuse(CONFIG, ("observation_space", "shape"), max_seconds=FAST)
 
 
-@payload("observation_discrete_trillion", tags=["oversize"])
+@payload("observation_discrete_trillion", tags=["oversize"], scope="all")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "observation_space", {"type": "Discrete", "n": 10**12, "start": 0})
     return refuse(CONFIG, ("observation_space", "observation_space.n"), max_seconds=FAST)
 
 
-@payload("action_discrete_trillion", scope="core", tags=["oversize"])
+@payload("action_discrete_trillion", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     top(ctx, "action_space", {"type": "Discrete", "n": 10**12, "start": 0})
     return refuse(CONFIG, ("action_space", "action_space.n"), max_seconds=FAST)
 
 
-@payload("observation_dtype_object", scope="core", tags=["oversize"])
+@payload("observation_dtype_object", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     box = _box([3])
     box["dtype"] = "|O"
@@ -653,19 +667,19 @@ def _(ctx: Ctx) -> Expect:
     return refuse(CONFIG, ("observation_space", "dtype"))
 
 
-@payload("rollout_steps_trillion", scope="core", tags=["oversize"])
+@payload("rollout_steps_trillion", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "n_steps", 10**12)
     return refuse(CONFIG, "hyperparameters.n_steps", max_seconds=FAST)
 
 
-@payload("replay_buffer_size_trillion", base="dqn", scope="core", tags=["oversize"])
+@payload("replay_buffer_size_trillion", base="dqn", tags=["oversize"], scope="core")
 def _(ctx: Ctx) -> Expect:
     hyper(ctx, "buffer_size", 10**12)
     return refuse(CONFIG, "hyperparameters.buffer_size", max_seconds=FAST)
 
 
-@payload("safetensors_header_claims_huge_tensor", tags=["oversize", "safetensors"])
+@payload("safetensors_header_claims_huge_tensor", tags=["oversize", "safetensors"], scope="all")
 def _(ctx: Ctx) -> Expect:
     header = {
         "policy.action_net.weight": {"dtype": "F32", "shape": [100_000, 100_000], "data_offsets": [0, 4 * 10**10]}
@@ -674,13 +688,13 @@ def _(ctx: Ctx) -> Expect:
     return refuse(WEIGHTS, max_seconds=FAST)
 
 
-@payload("safetensors_header_length_huge", scope="core", tags=["oversize", "safetensors"])
+@payload("safetensors_header_length_huge", tags=["oversize", "safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     replace_bytes(ctx.weights, (2**62).to_bytes(8, "little") + b"{}")
     return refuse(WEIGHTS, max_seconds=FAST)
 
 
-@payload("safetensors_shape_disagrees_with_config", tags=["safetensors"])
+@payload("safetensors_shape_disagrees_with_config", tags=["safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     import torch
 
@@ -691,13 +705,13 @@ def _(ctx: Ctx) -> Expect:
     return refuse(WEIGHTS, ("action_net", "shape", "policy_kwargs", "net_arch"))
 
 
-@payload("safetensors_missing_tensor", scope="core", tags=["safetensors"])
+@payload("safetensors_missing_tensor", tags=["safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     edit_tensors(ctx.weights, lambda tensors: tensors.pop("policy.action_net.bias"))
     return refuse(WEIGHTS)
 
 
-@payload("safetensors_extra_tensor", scope="core", tags=["safetensors"])
+@payload("safetensors_extra_tensor", tags=["safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     import torch
 
@@ -705,14 +719,14 @@ def _(ctx: Ctx) -> Expect:
     return refuse(WEIGHTS)
 
 
-@payload("safetensors_truncated", scope="core", tags=["safetensors"])
+@payload("safetensors_truncated", tags=["safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     data = ctx.weights.read_bytes()
     replace_bytes(ctx.weights, data[: len(data) - 100])
     return refuse(WEIGHTS)
 
 
-@payload("weights_nan", tags=["nan", "safetensors"])
+@payload("weights_nan", tags=["nan", "safetensors"], scope="all")
 def _(ctx: Ctx) -> Expect:
     def change(tensors: dict[str, Any]) -> None:
         tensors["policy.action_net.weight"][0, 0] = math.nan
@@ -721,7 +735,7 @@ def _(ctx: Ctx) -> Expect:
     return refuse(WEIGHTS)
 
 
-@payload("weights_inf", scope="core", tags=["nan", "safetensors"])
+@payload("weights_inf", tags=["nan", "safetensors"], scope="core")
 def _(ctx: Ctx) -> Expect:
     def change(tensors: dict[str, Any]) -> None:
         tensors["policy.value_net.bias"][0] = math.inf
@@ -733,19 +747,19 @@ def _(ctx: Ctx) -> Expect:
 # -- symbolic links out of a local folder -----------------------------------------------------
 
 
-@payload("config_links_outside", local_only=True, tags=["symlink"])
+@payload("config_links_outside", local_only=True, tags=["symlink"], scope="core")
 def _(ctx: Ctx) -> Expect:
     symlink_outside(ctx.config, ctx.outside)  # the target is even a valid config
     return refuse(CONFIG)
 
 
-@payload("weights_link_outside", local_only=True, tags=["symlink"])
+@payload("weights_link_outside", local_only=True, tags=["symlink"], scope="core")
 def _(ctx: Ctx) -> Expect:
     symlink_outside(ctx.weights, ctx.outside)
     return refuse(WEIGHTS)
 
 
-@payload("config_links_to_system_file", local_only=True, tags=["symlink"])
+@payload("config_links_to_system_file", local_only=True, tags=["symlink"], scope="core")
 def _(ctx: Ctx) -> Expect:
     ctx.config.unlink()
     ctx.config.symlink_to("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd")
@@ -776,17 +790,18 @@ def test_poisoned_agent_is_refused(
     artifacts: Artifacts,
     tmp_path: Path,
     marker: Path,
-    hub: Hub,
+    request: pytest.FixtureRequest,
     evil: EvilModules,
     outside: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = copy_artifact(getattr(artifacts, item.base), tmp_path / "agent")
-    ctx = Ctx(tmp_path, folder, marker, hub, evil, outside, artifacts, monkeypatch, capsys, loader)
+    ctx = Ctx(tmp_path, folder, marker, request, evil, outside, artifacts, monkeypatch, capsys, loader)
+    loader.prepare(ctx)
     expect = item.apply(ctx)
     loader.stage(ctx)
-    check_outcome(lambda: loader.load(ctx), expect, marker, hub=hub)
+    check_outcome(lambda: loader.load(ctx), expect, marker, hub=ctx.hub if expect.forbidden_repos else None)
 
 
 @pytest.mark.parametrize("loader", LOADERS, ids=repr)
@@ -795,7 +810,7 @@ def test_valid_agent_loads_through_every_loader(
     artifacts: Artifacts,
     tmp_path: Path,
     marker: Path,
-    hub: Hub,
+    request: pytest.FixtureRequest,
     evil: EvilModules,
     outside: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -803,7 +818,8 @@ def test_valid_agent_loads_through_every_loader(
 ) -> None:
     """The control: the unpoisoned artifacts load (so a refusal above is due to the payload)."""
     folder = copy_artifact(artifacts.kppo if "teacher" in loader.name else artifacts.ppo, tmp_path / "agent")
-    ctx = Ctx(tmp_path, folder, marker, hub, evil, outside, artifacts, monkeypatch, capsys, loader)
+    ctx = Ctx(tmp_path, folder, marker, request, evil, outside, artifacts, monkeypatch, capsys, loader)
+    loader.prepare(ctx)
     loader.stage(ctx)
     model = loader.load(ctx)
     if model is not None:
