@@ -81,6 +81,19 @@ def test_failed_runs_leave_no_folder_behind_the_good_one(tmp_path: Path, capsys)
           "--device", "cpu"])  # fmt: skip
 
 
+def test_run_failing_before_its_first_checkpoint_is_removed(tmp_path: Path, monkeypatch, capsys) -> None:
+    from stable_baselines3 import PPO
+
+    def fail(self: PPO, *args: object, **kwargs: object) -> None:
+        raise ValueError("refused in learn")
+
+    monkeypatch.setattr(PPO, "learn", fail)
+    with pytest.raises(SystemExit):
+        main(train_args(tmp_path, 64, *TINY_PPO))
+    assert "zoo: error: refused in learn" in capsys.readouterr().err
+    assert run_dirs(tmp_path) == []
+
+
 def test_latest_run_skips_folders_that_hold_no_run(tmp_path: Path) -> None:
     main(train_args(tmp_path, 64, *TINY_PPO))
     (good,) = run_dirs(tmp_path)

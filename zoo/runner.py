@@ -464,22 +464,17 @@ def _build_model(config: TrainConfig, plan: TrainingPlan, env: Any) -> Any:
         ) from error
 
 
-def _start_run_folder(config: TrainConfig, plan: TrainingPlan, command: list[str] | None) -> Path:
-    """Make the numbered run folder and write its config.yml, args.yml, command.txt (and env_kwargs.yml)."""
-    run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
-    try:
-        atomic_write_yaml(
-            run_dir / "config.yml", {"env_id": config.env, "n_envs": plan.n_envs, **plan.hyperparams}
-        )
-        if plan.env_kwargs:
-            atomic_write_yaml(run_dir / "env_kwargs.yml", _plain(plan.env_kwargs))
-        atomic_write_text(run_dir / "command.txt", _command_line(command) + "\n")
-        # Written last: args.yml marks the folder as a run (see is_started_run).
-        atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    return run_dir
+def _write_run_files(
+    run_dir: Path, config: TrainConfig, plan: TrainingPlan, command: list[str] | None
+) -> None:
+    """config.yml, env_kwargs.yml, command.txt, then args.yml, which marks the folder as a run."""
+    atomic_write_yaml(
+        run_dir / "config.yml", {"env_id": config.env, "n_envs": plan.n_envs, **plan.hyperparams}
+    )
+    if plan.env_kwargs:
+        atomic_write_yaml(run_dir / "env_kwargs.yml", _plain(plan.env_kwargs))
+    atomic_write_text(run_dir / "command.txt", _command_line(command) + "\n")
+    atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
 
 
 def _command_line(command: list[str] | None) -> str:
@@ -518,8 +513,14 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             atomic_write_text(command_file, earlier + _command_line(command) + "\n")
         else:
             model = _build_model(config, plan, env)
-            run_dir = _start_run_folder(config, plan, command)
-            stack.enter_context(run_lock(run_dir))
+            run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
+            try:
+                # Locked before args.yml makes it a run that a --resume elsewhere could pick.
+                stack.enter_context(run_lock(run_dir))
+                _write_run_files(run_dir, config, plan, command)
+            except BaseException:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise
             model.tensorboard_log = str(run_dir / "tensorboard")
             previous = {}
 
