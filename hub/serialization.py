@@ -697,7 +697,7 @@ def load_agent(
     attributes = trust.agent_hyperparameters(config.get("hyperparameters"), path=path)
     env_id = config.get("env_id")
     if env_id is not None:
-        trust.check_env_id(env_id, path=path, field_name="env_id", registered=False)
+        trust.check_env_id(env_id, path=path, field_name="env_id")
     saved_modules = _saved_names(config, "modules", path)
     variables = _saved_names(config, "variables", path)
 

@@ -61,6 +61,8 @@ MAX_LAYER_WIDTH = 1 << 16
 MAX_COUNT = 1 << 40
 #: Largest replay buffer (transitions) a file may ask for; SB3 allocates it when the agent is built.
 MAX_BUFFER_SIZE = 10**8
+#: Most parallel envs a saved agent may declare.
+MAX_ENVS = 1 << 12
 #: Deepest chain of teachers resolved through repo ids (a teacher's teacher is never read from
 #: a file, so the chain ends at once; the limit guards against a loop through user code).
 MAX_TEACHER_DEPTH = 2
@@ -269,9 +271,8 @@ def check_env_id(
     :param value: the id read.
     :param path: the file, for the error.
     :param field_name: the field holding it.
-    :param registered: also require the id to be registered (ids the loader will ``gym.make``;
-        an SB3 agent's recorded id is only compared, so an env of a package not installed here
-        does not stop it from loading).
+    :param registered: also require the id to be registered (import the package that registers
+        it before loading, as ``gym.make`` needs anyway).
     """
     import gymnasium as gym
 
@@ -647,7 +648,10 @@ def _number(value: Any, path: Any, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, dict) and set(value) == {"__float__"}:
-        return decode_float(value["__float__"], path=path, field_name=name)
+        number = decode_float(value["__float__"], path=path, field_name=name)
+        if math.isnan(number):  # +-inf are meaningful (no clipping); NaN never is
+            raise UntrustedFileError(path, "is NaN; a number was expected", field=name)
+        return number
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UntrustedFileError(path, f"is {value!r}; a number was expected", field=name)
     return value
@@ -668,6 +672,12 @@ def _count(value: Any, path: Any, name: str) -> int:
 def _buffer_size(value: Any, path: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUFFER_SIZE:
         raise UntrustedFileError(path, f"is {value!r}; allowed: 1 to {MAX_BUFFER_SIZE}", field=name)
+    return value
+
+
+def _n_envs(value: Any, path: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ENVS:
+        raise UntrustedFileError(path, f"is {value!r}; allowed: 1 to {MAX_ENVS}", field=name)
     return value
 
 
@@ -742,14 +752,17 @@ def _choice(*allowed: str) -> Callable[[Any, Any, str], str]:
     return check
 
 
-def _buffer_class(value: Any, path: Any, name: str) -> Any:
-    from stable_baselines3.common.buffers import BaseBuffer
+def _buffer_class(kind: str) -> Callable[[Any, Any, str], Any]:
+    def check(value: Any, path: Any, name: str) -> Any:
+        from stable_baselines3.common import buffers
 
-    if value is None:
-        return None
-    if not (isinstance(value, dict) and set(value) == {"__class__"}):
-        raise UntrustedFileError(path, f"is {value!r}; a buffer class reference was expected", field=name)
-    return resolve_class(value["__class__"], path=path, field_name=name, base=BaseBuffer)
+        if value is None:
+            return None
+        if not (isinstance(value, dict) and set(value) == {"__class__"}):
+            raise UntrustedFileError(path, f"is {value!r}; a buffer class reference was expected", field=name)
+        return resolve_class(value["__class__"], path=path, field_name=name, base=getattr(buffers, kind))
+
+    return check
 
 
 #: Keyword arguments of SB3 buffers a file may set (HER's, and the replay buffer's flags).
@@ -790,7 +803,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "sde_sample_freq": _count,
     "stats_window_size": _count,
     "_stats_window_size": _count,
-    "n_envs": _count,
+    "n_envs": _n_envs,
     "num_timesteps": _count,
     "_total_timesteps": _count,
     "_num_timesteps_at_start": _count,
@@ -799,7 +812,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "_n_calls": _count,
     "_current_progress_remaining": _number,
     # on-policy
-    "n_steps": _count,
+    "n_steps": _buffer_size,
     "batch_size": _count,
     "n_epochs": _count,
     "gae_lambda": _number,
@@ -812,7 +825,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "target_kl": _optional_number,
     "rms_prop_eps": _number,
     "use_rms_prop": _flag,
-    "rollout_buffer_class": _buffer_class,
+    "rollout_buffer_class": _buffer_class("RolloutBuffer"),
     "rollout_buffer_kwargs": _buffer_kwargs,
     # TRPO, ARS
     "cg_max_steps": _count,
@@ -834,7 +847,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "train_freq": _train_freq,
     "gradient_steps": _count,
     "optimize_memory_usage": _flag,
-    "replay_buffer_class": _buffer_class,
+    "replay_buffer_class": _buffer_class("ReplayBuffer"),
     "replay_buffer_kwargs": _buffer_kwargs,
     "target_update_interval": _count,
     "exploration_fraction": _number,
@@ -887,6 +900,13 @@ def agent_hyperparameters(saved: Any, *, path: str | os.PathLike[str]) -> dict[s
         if check is None:
             continue
         decoded[key] = check(value, path, name)
+    rollout = decoded.get("n_steps", 1) * decoded.get("n_envs", 1)
+    if rollout > MAX_BUFFER_SIZE:  # an on-policy rollout buffer holds n_steps x n_envs steps
+        raise UntrustedFileError(
+            path,
+            f"n_steps x n_envs = {rollout}; at most {MAX_BUFFER_SIZE} steps are allocated",
+            field="hyperparameters.n_steps",
+        )
     return decoded
 
 
