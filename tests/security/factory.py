@@ -198,10 +198,10 @@ def write_json(path: Path, data: Any, *, allow_nan: bool = False) -> None:
 
 
 def edit_json(path: Path, change: Callable[[Any], Any]) -> None:
-    """Apply ``change`` to the parsed file (in place, or return a replacement) and write it back."""
+    """Apply ``change`` to the parsed file in place (its return value is ignored) and write it back."""
     data = read_json(path)
-    result = change(data)
-    write_json(path, data if result is None else result)
+    change(data)
+    write_json(path, data)
 
 
 def replace_bytes(path: Path, content: bytes) -> None:
