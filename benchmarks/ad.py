@@ -47,6 +47,7 @@ from zoo.agents.ad import (
     train_rl2,
 )
 from zoo.agents.ad.model import ModelConfig, TransformerPolicy
+from zoo.hub.files import atomic_write_text
 
 
 def _summary(results: list[InContextResult], marks: tuple[int, ...]) -> str:
@@ -430,7 +431,7 @@ def main() -> None:
     result["wall_s"] = time.perf_counter() - started
     result["args"] = vars(args)
     path = Path(args.out) / f"{args.experiment}{args.size or ''}.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
+    atomic_write_text(path, json.dumps(result, indent=2, default=str))
     print(f"wrote {path} in {result['wall_s']:.0f} s")
 
 

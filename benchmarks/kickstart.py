@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 from zoo.agents import KickstartedPPO
 from zoo.envs.sb3 import SB3VecEnv
 from zoo.envs.vector import make_multitask_vec_env
+from zoo.hub.files import atomic_write_text
 
 ENV_ID = "zoo/DarkRoom-v0"
 #: 4 corners (distance 8 from the start: best return 13) and 4 cells at distance 6 (best 15).
@@ -238,7 +239,7 @@ def main(config: BenchConfig) -> None:
             "expert_scores": expert_scores,
             "generalist_score": generalist_score,
         }
-        config.output.write_text(json.dumps(payload, indent=2))
+        atomic_write_text(config.output, json.dumps(payload, indent=2))
 
 
 def run_pbt_arm(seed: int, config: BenchConfig, experts: dict[int, str]) -> dict:

@@ -159,3 +159,14 @@ def test_ad_collect_with_a_bandit_source_on_a_grid_world_is_refused(tmp_path: Pa
 )
 def test_other_commands_refuse_bad_flags(capsys, argv: tuple[str, ...], expected: str) -> None:
     assert expected in refused(capsys, *argv)
+
+
+def test_params_read_exponent_numbers_without_a_dot_as_numbers() -> None:
+    """YAML 1.1 reads ``1e-3`` as a string; the agents now refuse strings, so the CLI converts."""
+    from zoo.params import parse_params
+
+    assert parse_params(["gradient_reg:1e-3", "x:[1e-2, 3]", "name:abc"]) == {
+        "gradient_reg": 0.001,
+        "x": [0.01, 3],
+        "name": "abc",
+    }

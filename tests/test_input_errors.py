@@ -212,6 +212,13 @@ def test_bandit_sources_on_a_grid_world_are_refused_naming_the_valid_ones(source
     assert not (tmp_path / "data").exists()  # refused before anything was written
 
 
+def test_source_learning_curve_refuses_a_source_that_cannot_learn_the_env() -> None:
+    from zoo.agents import ad
+
+    with pytest.raises(ValueError, match=rf"source='ucb' does not fit env_id='{ROOM}'"):
+        ad.source_learning_curve(ad.UCB(), ROOM, episodes=2, env_kwargs={"size": 3})
+
+
 def test_grid_sources_on_the_bandit_are_refused_naming_the_valid_ones(tmp_path) -> None:
     from zoo.agents import ad
 

@@ -19,6 +19,7 @@ non-mapping ``policy_kwargs``, ``device`` given twice), naming the key, the valu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from importlib import resources
 from typing import Any
@@ -97,12 +98,24 @@ def parse_params(pairs: list[str], flag: str = "--params") -> dict[str, Any]:
         if key in overrides:
             raise ValueError(f"{flag} {pair!r}: {key} is given twice; give it once")
         try:
-            overrides[key] = yaml.safe_load(raw_value)
+            overrides[key] = _number_like(yaml.safe_load(raw_value))
         except yaml.YAMLError as error:
             raise ValueError(
                 f"{flag} {pair!r} is malformed: the value is not valid YAML ({error})"
             ) from error
     return overrides
+
+
+_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?\d+[eE][-+]?\d+$")
+
+
+def _number_like(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string; a user typing it means the number."""
+    if isinstance(value, str) and _FLOAT_WITHOUT_DOT.match(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_number_like(item) for item in value]
+    return value
 
 
 def _as_integer(value: Any) -> int | None:

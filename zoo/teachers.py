@@ -17,6 +17,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from zoo.hub.files import atomic_write_json
+
 
 @dataclass(frozen=True)
 class TeacherRecipe:
@@ -127,7 +129,7 @@ def build_bundle(
             save_agent(
                 model, folder, env_id=recipe.env_id, env_kwargs={"task": task}, extra={"teacher": record}
             )
-            (folder / "teacher.json").write_text(json.dumps(record, indent=2) + "\n")
+            atomic_write_json(folder / "teacher.json", record)
             records.append(record)
         _write_index(output, recipe, [r for r in records if r["env_id"] == recipe.env_id])
     return records

@@ -18,7 +18,7 @@ import numpy as np
 
 from .dataset import HistoryDataset
 from .evaluation import InContextResult, result_from_histories
-from .sources import NoisyExpert, Source, collect_histories
+from .sources import NoisyExpert, Source, check_source, collect_histories
 
 __all__ = [
     "TrialWrapper",
@@ -67,6 +67,11 @@ def source_learning_curve(
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
     tasks = list(tasks)
+    probe = gym.make(env_id, **env_kwargs)
+    try:
+        check_source(source, env_id, probe)  # UCB on Dark Room would otherwise run silently
+    finally:
+        probe.close()
     histories = source.collect(env_id, env_kwargs, tasks, episodes, seed)
     return result_from_histories(histories, tasks, source.name, episodes)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from zoo.hub.files import atomic_write_bytes
 
 from .evaluation import InContextResult
 
@@ -46,6 +49,8 @@ def plot_in_context(
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    image = io.BytesIO()
+    figure.savefig(image, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(figure)
+    atomic_write_bytes(path, image.getvalue())
     return path
