@@ -806,6 +806,8 @@ def load_agent(
 
 def _load_custom_agent(directory: Path, config: Mapping[str, Any], device: str | th.device) -> Any:
     where = directory / AGENT_FILE if (directory / AGENT_FILE).is_file() else directory / CONFIG_FILE
+    if config.get("env_id") is not None:
+        trust.check_env_id(config["env_id"], path=where, field_name="env_id")
     reference = config.get("class")
     name = reference.get("name") if isinstance(reference, Mapping) else None
     zoo_classes = zoo_agent_classes()

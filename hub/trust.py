@@ -1294,7 +1294,13 @@ def _running_stats(encoded: Any, path: Any, name: str, depth: int = 0) -> Any:
         raise UntrustedFileError(path, f"mean {mean.shape} and var {var.shape} differ in shape", field=name)
     import numpy as np
 
-    if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all() and math.isfinite(count)):
+    if not (
+        np.isfinite(mean).all()
+        and np.isfinite(var).all()
+        and (var >= 0).all()
+        and math.isfinite(count)
+        and count >= 0
+    ):
         raise UntrustedFileError(path, "holds NaN, infinite or negative statistics", field=name)
     return {"mean": mean, "var": var, "count": count}
 
@@ -1310,8 +1316,10 @@ def vec_normalize_settings(data: Any, *, path: str | os.PathLike[str]) -> dict[s
     settings: dict[str, Any] = {"norm_obs": field(data, "norm_obs", bool, path=path)}
     for key in ("clip_obs", "clip_reward", "gamma", "epsilon"):
         value = decode_float(field(data, key, (int, float), path=path), path=path, field_name=key)
-        if not math.isfinite(value) or value < 0:
-            raise UntrustedFileError(path, f"is {value}; a finite number >= 0 was expected", field=key)
+        # epsilon divides: it must be > 0; the clips and gamma may be 0.
+        if not math.isfinite(value) or value < 0 or (key == "epsilon" and value == 0):
+            allowed = "a finite number > 0" if key == "epsilon" else "a finite number >= 0"
+            raise UntrustedFileError(path, f"is {value}; {allowed} was expected", field=key)
         settings[key] = value
     keys = field(data, "norm_obs_keys", (list, type(None)), path=path, default=None)
     if keys is not None and not all(isinstance(key, str) for key in keys):
