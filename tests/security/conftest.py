@@ -38,8 +38,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
 
     import zoo.envs  # noqa: F401 - registers the zoo ids
     from zoo import hub
-    from zoo.agents import KickstartedA2C, KickstartedPPO
-    from zoo.agents import ad
+    from zoo.agents import KickstartedA2C, KickstartedPPO, ad
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("valid-artifacts")
@@ -48,16 +47,35 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     hub.save_agent(ppo, root / "ppo", env_id=ENV_ID)
     ppo.save(root / "ppo.zip")
     kppo = KickstartedPPO(
-        "MlpPolicy", ENV_ID, teacher=ppo, policy_kwargs=dict(tiny), n_steps=16, batch_size=16, device="cpu", seed=0
+        "MlpPolicy",
+        ENV_ID,
+        teacher=ppo,
+        policy_kwargs=dict(tiny),
+        n_steps=16,
+        batch_size=16,
+        device="cpu",
+        seed=0,
     )
     hub.save_agent(kppo, root / "kppo", env_id=ENV_ID)
-    ka2c = KickstartedA2C("MlpPolicy", ENV_ID, teacher=ppo, policy_kwargs=dict(tiny), n_steps=5, device="cpu", seed=0)
+    ka2c = KickstartedA2C(
+        "MlpPolicy", ENV_ID, teacher=ppo, policy_kwargs=dict(tiny), n_steps=5, device="cpu", seed=0
+    )
     hub.save_agent(ka2c, root / "ka2c", env_id=ENV_ID)
-    dqn = DQN("MlpPolicy", ENV_ID, policy_kwargs=dict(tiny), buffer_size=100, learning_starts=0, device="cpu", seed=0)
+    dqn = DQN(
+        "MlpPolicy",
+        ENV_ID,
+        policy_kwargs=dict(tiny),
+        buffer_size=100,
+        learning_starts=0,
+        device="cpu",
+        seed=0,
+    )
     hub.save_agent(dqn, root / "dqn", env_id=ENV_ID)
 
     venv = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
-    vec_model = PPO("MlpPolicy", venv, policy_kwargs=dict(tiny), n_steps=16, batch_size=16, device="cpu", seed=0)
+    vec_model = PPO(
+        "MlpPolicy", venv, policy_kwargs=dict(tiny), n_steps=16, batch_size=16, device="cpu", seed=0
+    )
     venv.reset()
     for _ in range(5):
         venv.step([venv.action_space.sample()])

@@ -255,7 +255,9 @@ class Hub:
 
     def put(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "model") -> str:
         repo, _ = self.server.create_repo(repo_type, repo_id)
-        return repo.commit("main", "poisoned upload", [("file", name, data) for name, data in sorted(files.items())])
+        return repo.commit(
+            "main", "poisoned upload", [("file", name, data) for name, data in sorted(files.items())]
+        )
 
     def put_folder(self, repo_id: str, folder: Path, *, prefix: str = "", repo_type: str = "model") -> str:
         files = {
@@ -424,7 +426,9 @@ def check_outcome(call: Callable[[], Any], expect: Expect, marker: Path, *, hub:
 
     if error is None:
         if expect.neutral is None:
-            pytest.fail(f"the load succeeded; expected UntrustedFileError naming {expect.files} / {expect.field}")
+            pytest.fail(
+                f"the load succeeded; expected UntrustedFileError naming {expect.files} / {expect.field}"
+            )
         expect.neutral(outcome)
         return outcome
     if isinstance(error, UntrustedFileError):
@@ -433,7 +437,9 @@ def check_outcome(call: Callable[[], Any], expect: Expect, marker: Path, *, hub:
         return error
     if isinstance(error, CliRefused):
         assert "Traceback" not in error.stderr, f"the command printed a traceback:\n{error.stderr[-3000:]}"
-        assert len(error.lines) == 1, f"expected one 'zoo: error:' line on stderr, got:\n{error.stderr[-3000:]}"
+        assert len(error.lines) == 1, (
+            f"expected one 'zoo: error:' line on stderr, got:\n{error.stderr[-3000:]}"
+        )
         check_message(error.line, expect)
         return error
     if expect.also_ok and isinstance(error, expect.also_ok):

@@ -36,12 +36,10 @@ from .factory import (
     npz_payload,
     object_npy_payload,
     pickle_payload,
-    read_json,
     refuse,
     replace_bytes,
     sb3_zip_payload,
     symlink_outside,
-    write_json,
 )
 
 CONFIG, WEIGHTS, AGENT, MANIFEST, VECNORM = (
@@ -98,7 +96,9 @@ class Loader:
         return self.name
 
 
-def _simple(name: str, family: str, load: Callable[[Loader, Ctx], Any], *, hub: bool = False, repo_type: str = "model") -> Loader:
+def _simple(
+    name: str, family: str, load: Callable[[Loader, Ctx], Any], *, hub: bool = False, repo_type: str = "model"
+) -> Loader:
     loader = Loader()
     loader.name, loader.family, loader.hub, loader.repo_type = name, family, hub, repo_type
     loader.load = lambda ctx: load(loader, ctx)  # type: ignore[method-assign]
@@ -139,7 +139,9 @@ def _dataset_from_hub(loader: Loader, ctx: Ctx) -> Any:
 def _ad_from_dataset(loader: Loader, ctx: Ctx) -> Any:
     from zoo.agents.ad import AlgorithmDistillation
 
-    AlgorithmDistillation(ctx.folder, context_length=8, n_layers=1, n_heads=2, embed_dim=8, batch_size=4, device="cpu")
+    AlgorithmDistillation(
+        ctx.folder, context_length=8, n_layers=1, n_heads=2, embed_dim=8, batch_size=4, device="cpu"
+    )
     return None
 
 
@@ -182,7 +184,9 @@ LOADERS = [
 PAYLOADS: dict[str, list[Payload]] = {"ad": [], "dataset": [], "vecnorm": []}
 
 
-def payload(family: str, name: str, **options: Any) -> Callable[[Callable[[Ctx], Expect]], Callable[[Ctx], Expect]]:
+def payload(
+    family: str, name: str, **options: Any
+) -> Callable[[Callable[[Ctx], Expect]], Callable[[Ctx], Expect]]:
     def register(apply: Callable[[Ctx], Expect]) -> Callable[[Ctx], Expect]:
         PAYLOADS[family].append(Payload(name, apply, base=family, **options))
         return apply
@@ -196,7 +200,12 @@ def json_payloads(family: str, file: str) -> None:
         ("truncated", lambda data, marker: data[: len(data) // 2]),
         ("empty", lambda data, marker: b""),
         ("a_list", lambda data, marker: b"[1, 2]"),
-        ("nan_literal", lambda data, marker: data.replace(b"1", b"NaN", 1) if b": 1" not in data else data.replace(b": 1", b": NaN", 1)),
+        (
+            "nan_literal",
+            lambda data, marker: (
+                data.replace(b"1", b"NaN", 1) if b": 1" not in data else data.replace(b": 1", b": NaN", 1)
+            ),
+        ),
         ("not_utf8", lambda data, marker: b'{"a": "\xff"}'),
         ("a_pickle", lambda data, marker: pickle_payload(marker)),
     ]
@@ -262,7 +271,10 @@ def _(ctx: Ctx) -> Expect:
 
 @payload("ad", "agent_json_names_another_class", tags=["code"])
 def _(ctx: Ctx) -> Expect:
-    edit_json(ctx.file(AGENT), lambda agent: agent.__setitem__("class", {"module": ctx.evil.env_module, "name": "Evil"}))
+    edit_json(
+        ctx.file(AGENT),
+        lambda agent: agent.__setitem__("class", {"module": ctx.evil.env_module, "name": "Evil"}),
+    )
     return refuse(AGENT, "class", neutral=not_used(lambda model: _is_ad(model)))
 
 
@@ -314,7 +326,9 @@ for _key, _value in [
 
         return refuse(CONFIG, f"hyperparameters.{key}", neutral=not_used(unused))
 
-    PAYLOADS["ad"].append(Payload(f"hyperparameters_inject_{_key.strip('_')}", _injected, base="ad", tags=["code"]))
+    PAYLOADS["ad"].append(
+        Payload(f"hyperparameters_inject_{_key.strip('_')}", _injected, base="ad", tags=["code"])
+    )
 
 
 @payload("ad", "model_unknown_key", tags=["json"])
@@ -334,7 +348,9 @@ def _(ctx: Ctx) -> Expect:
     meta(ctx, "observation_space", {"kind": "discrete", "n": 10**12, "shape": [], "dtype": "int64"})
     ad_model(ctx, "grid_size", 0)
     ad_model(ctx, "n_observations", 10**12)
-    return refuse(CONFIG, ("metadata.observation_space.n", "n_observations", "observation_space"), max_seconds=FAST)
+    return refuse(
+        CONFIG, ("metadata.observation_space.n", "n_observations", "observation_space"), max_seconds=FAST
+    )
 
 
 @payload("ad", "metadata_actions_trillion", tags=["oversize"])
@@ -346,7 +362,9 @@ def _(ctx: Ctx) -> Expect:
 
 @payload("ad", "metadata_image_observations_huge", tags=["oversize"])
 def _(ctx: Ctx) -> Expect:
-    meta(ctx, "observation_space", {"kind": "image", "n": 0, "shape": [100_000, 100_000, 3], "dtype": "uint8"})
+    meta(
+        ctx, "observation_space", {"kind": "image", "n": 0, "shape": [100_000, 100_000, 3], "dtype": "uint8"}
+    )
     ad_model(ctx, "observation_kind", "image")
     ad_model(ctx, "observation_shape", [100_000, 100_000, 3])
     ad_model(ctx, "n_observations", 0)
@@ -450,7 +468,12 @@ def _(ctx: Ctx) -> Expect:
 
 @payload("dataset", "env_kwargs_tagged_object", tags=["env"])
 def _(ctx: Ctx) -> Expect:
-    manifest(ctx, lambda data: data.__setitem__("env_kwargs", {"size": {"__class__": {"module": "os", "name": "system"}}}))
+    manifest(
+        ctx,
+        lambda data: data.__setitem__(
+            "env_kwargs", {"size": {"__class__": {"module": "os", "name": "system"}}}
+        ),
+    )
     return refuse(MANIFEST, ("env_kwargs.size", "env_kwargs"))
 
 
@@ -504,7 +527,12 @@ def _(ctx: Ctx) -> Expect:
     content = npy_bytes(np.full(40, 7.0, dtype=np.float32))
     (ctx.folder / "decoy.bin").write_bytes(content)
     blob = ctx.hub.blob_path(ctx.loader.repo_id, content, "dataset")
-    entry(ctx, "rewards", "file", os.path.relpath(blob, ctx.hub.snapshot_placeholder(ctx.loader.repo_id, "dataset")))
+    entry(
+        ctx,
+        "rewards",
+        "file",
+        os.path.relpath(blob, ctx.hub.snapshot_placeholder(ctx.loader.repo_id, "dataset")),
+    )
     return refuse(MANIFEST, "completed.0.files.rewards.file")
 
 
@@ -609,7 +637,8 @@ for _name, _field, _change in [
         "shape_disagrees_with_env",
         "obs_rms.mean",
         lambda data: data["obs_rms"].update(
-            mean={"dtype": "<f8", "shape": [3], "data": [0.0] * 3}, var={"dtype": "<f8", "shape": [3], "data": [1.0] * 3}
+            mean={"dtype": "<f8", "shape": [3], "data": [0.0] * 3},
+            var={"dtype": "<f8", "shape": [3], "data": [1.0] * 3},
         ),
     ),
     ("shape_huge", "obs_rms.mean", lambda data: data["obs_rms"]["mean"].update(shape=[10**12], data=[])),
@@ -617,7 +646,11 @@ for _name, _field, _change in [
     ("count_negative", "obs_rms.count", lambda data: data["obs_rms"].__setitem__("count", -5.0)),
     ("clip_obs_string", "clip_obs", lambda data: data.__setitem__("clip_obs", "nan")),
     ("epsilon_zero", "epsilon", lambda data: data.__setitem__("epsilon", 0.0)),
-    ("norm_obs_keys_tagged", "norm_obs_keys", lambda data: data.__setitem__("norm_obs_keys", [{"__class__": {"module": "os", "name": "system"}}])),
+    (
+        "norm_obs_keys_tagged",
+        "norm_obs_keys",
+        lambda data: data.__setitem__("norm_obs_keys", [{"__class__": {"module": "os", "name": "system"}}]),
+    ),
     ("data_length_disagrees", "obs_rms.mean", lambda data: data["obs_rms"]["mean"]["data"].append(0.0)),
 ]:
 
@@ -646,7 +679,7 @@ def _cases() -> list[Any]:
     cases = []
     for loader in LOADERS:
         for item in PAYLOADS[loader.family]:
-            if item.local_only and loader.hub or item.hub_only and not loader.hub:
+            if (item.local_only and loader.hub) or (item.hub_only and not loader.hub):
                 continue
             cases.append(pytest.param(item, loader, id=f"{loader.family}-{item.name}-{loader.name}"))
     return cases
@@ -695,5 +728,3 @@ def test_valid_files_load_through_every_loader(
         assert len(result) == 7 and all(len(history) == 40 for history in result.histories)
         assert float(result.episode_returns().sum()) >= 0
     assert not marker.exists()
-    assert read_json  # noqa: B018 - the helpers stay importable for ad-hoc poisoning
-    assert write_json  # noqa: B018

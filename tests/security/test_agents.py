@@ -23,8 +23,8 @@ import pytest
 from .conftest import Artifacts, copy_artifact
 from .factory import (
     ENV_ID,
-    OTHER_REPO,
     ORG,
+    OTHER_REPO,
     POISONED_REPO,
     TEACHER_PREFIX,
     TEACHER_REPO,
@@ -38,7 +38,6 @@ from .factory import (
     edit_tensors,
     not_used,
     pickle_payload,
-    read_json,
     refuse,
     replace_bytes,
     run_cli,
@@ -46,7 +45,6 @@ from .factory import (
     sb3_zip_payload,
     symlink_outside,
     torch_pickle_payload,
-    write_json,
 )
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -193,7 +191,15 @@ class ZooTrainTeacher(AgentLoader):
     def load(self, ctx: Ctx) -> Any:
         argv = ["train", "--algo", "kickstarted_ppo", "--env", ENV_ID, "--teacher", self.repo_id, "-n", "16"]
         params = ["--params", "n_envs:1", "n_steps:16", "batch_size:16", "policy_kwargs:{net_arch: [8]}"]
-        tail = ["--log-folder", str(ctx.tmp / "logs"), "--eval-episodes", "1", "--no-progress-bar", "--device", "cpu"]
+        tail = [
+            "--log-folder",
+            str(ctx.tmp / "logs"),
+            "--eval-episodes",
+            "1",
+            "--no-progress-bar",
+            "--device",
+            "cpu",
+        ]
         run_cli([*argv, *params, *tail], ctx.capsys)
         return None
 
@@ -384,7 +390,10 @@ for _module in ACTIVATION_MODULES:
 
     def _activation(ctx: Ctx, module: str = _module) -> Expect:
         if module in ("os", "builtins", "subprocess"):
-            reference = {"module": module, "name": {"os": "system", "builtins": "eval", "subprocess": "Popen"}[module]}
+            reference = {
+                "module": module,
+                "name": {"os": "system", "builtins": "eval", "subprocess": "Popen"}[module],
+            }
         else:
             reference = _evil_reference(ctx, module)
         policy_kwarg(ctx, "activation_fn", {"__class__": reference})
@@ -446,7 +455,11 @@ def _(ctx: Ctx) -> Expect:
 
 @payload("rollout_buffer_not_a_rollout_buffer", tags=["code"], scope="core")
 def _(ctx: Ctx) -> Expect:
-    hyper(ctx, "rollout_buffer_class", {"__class__": {"module": "stable_baselines3.common.buffers", "name": "ReplayBuffer"}})
+    hyper(
+        ctx,
+        "rollout_buffer_class",
+        {"__class__": {"module": "stable_baselines3.common.buffers", "name": "ReplayBuffer"}},
+    )
     return refuse(CONFIG, "hyperparameters.rollout_buffer_class")
 
 
@@ -574,7 +587,11 @@ for _name, _content, _scope in [
     ("config_is_a_list", b"[]", "core"),
     ("config_is_a_string", b'"config"', "core"),
     ("config_not_utf8", b'{"format": "\xff\xfe"}', "core"),
-    ("config_nested_too_deeply", b'{"policy_kwargs": {"net_arch": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "core"),
+    (
+        "config_nested_too_deeply",
+        b'{"policy_kwargs": {"net_arch": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+        "core",
+    ),
 ]:
 
     def _malformed(ctx: Ctx, content: bytes | None = _content) -> Expect:
@@ -682,7 +699,11 @@ def _(ctx: Ctx) -> Expect:
 @payload("safetensors_header_claims_huge_tensor", tags=["oversize", "safetensors"], scope="all")
 def _(ctx: Ctx) -> Expect:
     header = {
-        "policy.action_net.weight": {"dtype": "F32", "shape": [100_000, 100_000], "data_offsets": [0, 4 * 10**10]}
+        "policy.action_net.weight": {
+            "dtype": "F32",
+            "shape": [100_000, 100_000],
+            "data_offsets": [0, 4 * 10**10],
+        }
     }
     replace_bytes(ctx.weights, safetensors_bytes(header, b"\0" * 64))
     return refuse(WEIGHTS, max_seconds=FAST)
@@ -775,7 +796,7 @@ def _cases() -> list[Any]:
     cases = []
     for item in PAYLOADS:
         for loader in LOADERS:
-            if item.local_only and loader.hub or item.hub_only and not loader.hub:
+            if (item.local_only and loader.hub) or (item.hub_only and not loader.hub):
                 continue
             if item.scope == "core" and loader.name not in CORE:
                 continue

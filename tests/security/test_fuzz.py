@@ -128,7 +128,9 @@ class Attacker:
             leaves,
             lambda children: st.one_of(
                 st.lists(children, max_size=3),
-                st.dictionaries(st.one_of(st.text(max_size=6), st.sampled_from(INSERTED_KEYS)), children, max_size=3),
+                st.dictionaries(
+                    st.one_of(st.text(max_size=6), st.sampled_from(INSERTED_KEYS)), children, max_size=3
+                ),
             ),
             max_leaves=6,
         )
@@ -231,7 +233,9 @@ def test_fuzzed_agent_config_loads_or_is_refused(
         model.observation_space.seed(0)
         observation = model.observation_space.sample()
         action, _ = model.predict(observation, deterministic=True)
-        assert model.action_space.contains(np.asarray(action).reshape(model.action_space.shape).astype(model.action_space.dtype))
+        assert model.action_space.contains(
+            np.asarray(action).reshape(model.action_space.shape).astype(model.action_space.dtype)
+        )
 
     @FUZZ
     @given(data=st.data())
@@ -240,7 +244,15 @@ def test_fuzzed_agent_config_loads_or_is_refused(
         shutil.copytree(source, folder)
         raw, done = mutate(data, valid, attacker)
         (folder / "config.json").write_bytes(raw)
-        outcomes[_judge(lambda: hub.load_agent(folder, device="cpu"), use, ("config.json", "model.safetensors"), marker, done)] += 1
+        outcomes[
+            _judge(
+                lambda: hub.load_agent(folder, device="cpu"),
+                use,
+                ("config.json", "model.safetensors"),
+                marker,
+                done,
+            )
+        ] += 1
         shutil.rmtree(folder, ignore_errors=True)
 
     outcomes: collections.Counter[str] = collections.Counter()

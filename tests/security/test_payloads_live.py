@@ -86,7 +86,9 @@ def test_allow_list_lookalike_modules_are_importable(evil: EvilModules, marker: 
     assert ENV_ID  # the same env every other test uses
 
 
-def test_teacher_payload_runs_if_a_loader_ever_resolves_it(artifacts: Artifacts, marker: Path, tmp_path: Path) -> None:
+def test_teacher_payload_runs_if_a_loader_ever_resolves_it(
+    artifacts: Artifacts, marker: Path, tmp_path: Path
+) -> None:
     """``load_policy_from_zip`` (for a user's own local files) unpickles: a teacher path from a config must never reach it."""
     from zoo.agents.common.utils import load_policy_from_zip
 
