@@ -43,7 +43,7 @@ def register_envs() -> None:
     if "zoo/DarkRoom-v0" in gym.registry:
         return
 
-    # Meta-RL: bandit and grid worlds (native numpy vector versions), pixel Watermaze.
+    # Meta-RL: bandit, grid worlds and pixel Watermaze, each with a native numpy vector version.
     register(
         id="zoo/AdversarialBandit-v0",
         entry_point="zoo.envs.bandit:AdversarialBanditEnv",
@@ -71,6 +71,7 @@ def register_envs() -> None:
     register(
         id="zoo/Watermaze-v0",
         entry_point="zoo.envs.watermaze:WatermazeEnv",
+        vector_entry_point="zoo.envs.vector:WatermazeVectorEnv",
         max_episode_steps=50,
     )
 

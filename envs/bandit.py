@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from .base import Split, TaskEnv, check_discrete_action, check_render_mode, check_split
+from .base import KeysToAction, Split, TaskEnv, check_discrete_action, check_render_mode, check_split
 
 N_ARMS = 10
 TASKS_PER_SPLIT = 1000
@@ -62,6 +62,11 @@ class AdversarialBanditEnv(TaskEnv):
     ## Action Space
 
     ``Discrete(10)``: the arm to pull (python int, numpy integer or 0-d integer array).
+
+    Keyboard (``gymnasium.utils.play.play(env, wait_on_player=True)``,
+    ``get_keys_to_action()``): digit keys ``0`` to ``9`` pull arms 0 to 9. Pass
+    ``wait_on_player=True``: otherwise ``play`` pulls its ``noop=0`` (arm 0) at every frame
+    with no key held.
 
     ## Observation Space
 
@@ -157,6 +162,10 @@ class AdversarialBanditEnv(TaskEnv):
         self.last_action = arm
         info = {"task": self.task, "regret": max(means) - means[arm]}
         return np.zeros(1, dtype=np.float32), reward, True, False, info
+
+    def get_keys_to_action(self) -> KeysToAction:
+        """Key codes -> action for ``gymnasium.utils.play.play``: digit key ``k`` pulls arm ``k``."""
+        return {(ord(str(arm)),): arm for arm in range(N_ARMS)}
 
     def render(self) -> np.ndarray | None:
         """Return a ``(64, 160, 3)`` bar chart of the arm means (pulled arm in red)."""

@@ -32,6 +32,23 @@ Cell = tuple[int, int]
 MOVES: np.ndarray = np.array([(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)], dtype=np.int64)
 ACTION_NAMES: tuple[str, ...] = ("no-op", "up", "right", "down", "left")
 
+#: pygame 2 (SDL2) key codes of the arrow keys, ``SDLK_* = scancode | 1 << 30`` (``pygame.K_UP``
+#: ...), written out so that ``get_keys_to_action`` needs no pygame import.
+KEY_UP, KEY_DOWN, KEY_RIGHT, KEY_LEFT = 1073741906, 1073741905, 1073741903, 1073741904
+KeysToAction = dict[tuple[int, ...], int]
+#: Keys of the grid actions for ``gymnasium.utils.play``: space stays, arrows or WASD move.
+GRID_KEYS_TO_ACTION: KeysToAction = {
+    (ord(" "),): 0,
+    (KEY_UP,): 1,
+    (ord("w"),): 1,
+    (KEY_RIGHT,): 2,
+    (ord("d"),): 2,
+    (KEY_DOWN,): 3,
+    (ord("s"),): 3,
+    (KEY_LEFT,): 4,
+    (ord("a"),): 4,
+}
+
 #: Pixels per grid cell in rendered frames.
 CELL_PIXELS = 16
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -281,6 +298,14 @@ class GridWorldEnv(TaskEnv):
 
     def _info(self) -> dict[str, Any]:
         return {"task": self.task}
+
+    def get_keys_to_action(self) -> KeysToAction:
+        """Key codes -> action for ``gymnasium.utils.play.play`` (space stays, arrows or WASD move).
+
+        Key codes are pygame's (``ord(character)``, ``pygame.K_UP``, ...), the form both
+        ``play`` and ``PlayableGame`` accept; ``play``'s default ``noop=0`` is the no-op.
+        """
+        return dict(GRID_KEYS_TO_ACTION)
 
     # -- gymnasium API ---------------------------------------------------------------------
     def _observation(self) -> int:

@@ -37,6 +37,10 @@ class DarkRoomEnv(GridWorldEnv):
     4 left (col - 1). Moves into a wall leave the agent where it is. A python int, a numpy
     integer or a 0-d integer array is accepted; anything else raises ValueError.
 
+    Keyboard (``gymnasium.utils.play.play(env)``, ``get_keys_to_action()``): space no-op,
+    up arrow or ``w`` up, right arrow or ``d`` right, down arrow or ``s`` down, left arrow
+    or ``a`` left; with no key held ``play`` sends its ``noop=0``, the no-op.
+
     ## Observation Space
 
     ``Discrete(size * size)``: the agent's cell index ``row * size + col``.
@@ -124,6 +128,10 @@ class DarkRoomHardEnv(DarkRoomEnv):
 
     ``Discrete(5)``: 0 no-op, 1 up (row - 1), 2 right (col + 1), 3 down (row + 1),
     4 left (col - 1); moves into a wall leave the agent where it is.
+
+    Keyboard (``gymnasium.utils.play.play(env)``, ``get_keys_to_action()``): space no-op,
+    up arrow or ``w`` up, right arrow or ``d`` right, down arrow or ``s`` down, left arrow
+    or ``a`` left; with no key held ``play`` sends its ``noop=0``, the no-op.
 
     ## Observation Space
 

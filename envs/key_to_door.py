@@ -28,6 +28,10 @@ class DarkKeyToDoorEnv(GridWorldEnv):
     ``Discrete(5)``: 0 no-op, 1 up (row - 1), 2 right (col + 1), 3 down (row + 1),
     4 left (col - 1); moves into a wall leave the agent where it is.
 
+    Keyboard (``gymnasium.utils.play.play(env)``, ``get_keys_to_action()``): space no-op,
+    up arrow or ``w`` up, right arrow or ``d`` right, down arrow or ``s`` down, left arrow
+    or ``a`` left; with no key held ``play`` sends its ``noop=0``, the no-op.
+
     ## Observation Space
 
     ``Discrete(size * size)``: the agent's cell index ``row * size + col``. Whether the key

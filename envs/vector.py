@@ -1,8 +1,10 @@
-"""Native numpy vector versions of the meta-RL bandit and grid worlds.
+"""Native numpy vector versions of the meta-RL environments (bandit, grid worlds, Watermaze).
 
 ``gym.make_vec("zoo/DarkRoom-v0", num_envs=N, tasks=[...])`` builds these classes (they are
-the registered ``vector_entry_point``). Each sub-environment runs one task; the whole batch
-steps with a handful of numpy operations, with no python loop over sub-environments.
+the registered ``vector_entry_point``). Each sub-environment runs one task; the bandit and the
+grid worlds step the whole batch with a handful of numpy operations, with no python loop over
+sub-environments. Watermaze moves each swimmer with the single environment's own (scalar)
+dynamics and ray-casts all frames in one batch, the expensive part.
 
 Semantics match N single environments in a :class:`gymnasium.vector.SyncVectorEnv` step for
 step (observations, rewards, terminations, truncations) when sub-environment ``i`` is
@@ -16,9 +18,13 @@ sub-environment is reset inside the same ``step``; its last observation and info
 ``info["final_obs"]`` / ``info["final_info"]`` with masks ``"_final_obs"`` /
 ``"_final_info"``) or ``DISABLED`` (reset with ``reset(options={"reset_mask": mask})``).
 
-Infos are dicts of arrays: ``"task_index"`` (index into :attr:`TaskVectorEnv.tasks`) at every
-step and reset, ``"has_key"`` for Key-to-Door and ``"regret"`` for the bandit, each with a
-Gymnasium-style boolean mask under ``"_<key>"``.
+Infos are dicts of arrays, each with a Gymnasium-style boolean mask under ``"_<key>"``, laid
+out as :class:`gymnasium.vector.SyncVectorEnv` lays out the single environments' infos:
+``"task"`` (an object array of each sub-environment's task, the single environment's
+``info["task"]``) and ``"task_index"`` (index into :attr:`TaskVectorEnv.tasks`) at every step
+and reset, ``"has_key"`` for Key-to-Door, ``"regret"`` for the bandit and
+``"platform_reached"`` for Watermaze. With ``SAME_STEP`` autoreset, the masks inside
+``info["final_info"]`` mark the sub-environments that finished, as in ``SyncVectorEnv``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from .base import (
 )
 from .darkroom import DarkRoomEnv, DarkRoomHardEnv
 from .key_to_door import DarkKeyToDoorEnv
+from .watermaze import WatermazeEnv
 
 __all__ = [
     "BanditVectorEnv",
@@ -53,6 +60,7 @@ __all__ = [
     "DarkRoomHardVectorEnv",
     "DarkRoomVectorEnv",
     "TaskVectorEnv",
+    "WatermazeVectorEnv",
     "make_multitask_vec_env",
 ]
 
@@ -176,6 +184,10 @@ class TaskVectorEnv(VectorEnv):
             "render_modes": ["rgb_array"],
             "render_fps": self.single_env.metadata["render_fps"],
         }
+        # Tasks as an object array, so that info["task"] is one gather (SyncVectorEnv's layout).
+        self._task_objects = np.empty(len(self.tasks), dtype=object)
+        for index, task in enumerate(self.tasks):
+            self._task_objects[index] = task
         self._all_ids = np.arange(self.num_envs)
         self._all_true = np.ones(self.num_envs, dtype=bool)
         # Larger blocks mean fewer python-level generator calls; cap the buffer at ~32 MiB.
@@ -232,7 +244,12 @@ class TaskVectorEnv(VectorEnv):
         self.elapsed_steps[env_ids] = 0
 
     def _infos(self, stepped: np.ndarray) -> dict[str, Any]:
-        infos: dict[str, Any] = {"task_index": self.task_index.copy(), "_task_index": self._all_true.copy()}
+        infos: dict[str, Any] = {
+            "task": self._task_objects[self.task_index],
+            "_task": self._all_true.copy(),
+            "task_index": self.task_index.copy(),
+            "_task_index": self._all_true.copy(),
+        }
         self._extra_infos(infos, stepped)
         return infos
 
@@ -316,6 +333,8 @@ class TaskVectorEnv(VectorEnv):
             return self._infos(self._all_true)
         final_obs = self._observations()
         final_info = self._infos(self._all_true)
+        for key in [key for key in final_info if key.startswith("_")]:
+            final_info[key] = final_info[key] & done  # only the finished sub-envs have a final info
         self._reset_envs(np.flatnonzero(done))
         # As in SyncVectorEnv: a reset sub-env's top-level info is its reset info.
         infos = self._infos(~done)
@@ -526,6 +545,79 @@ class BanditVectorEnv(TaskVectorEnv):
         return env.render()  # type: ignore[return-value]
 
 
+class WatermazeVectorEnv(TaskVectorEnv):
+    """Native vector version of :class:`~zoo.envs.watermaze.WatermazeEnv` (module docstring).
+
+    ``gym.make_vec("zoo/Watermaze-v0", num_envs=N, tasks=[(x, y), ...])``. Each swimmer moves
+    with the single environment's dynamics and draws its respawns from its own generator;
+    all frames are ray-cast in one batch. Infos add ``"platform_reached"``. ``task_in_obs``
+    is not supported (observations are pixels).
+    """
+
+    single_env_class = WatermazeEnv  # type: ignore[assignment]
+    single_env: WatermazeEnv  # type: ignore[assignment]
+    default_max_episode_steps = 50
+
+    def _raw_obs_width(self) -> int:
+        raise ValueError("task_in_obs=True is not supported by zoo/Watermaze-v0 (pixel observations)")
+
+    def _setup_tables(self) -> None:
+        self._task_centres = np.array(self.tasks, dtype=np.float64).reshape(len(self.tasks), 2)
+        self.positions = np.zeros((self.num_envs, 2), dtype=np.float64)
+        self.headings = np.zeros(self.num_envs, dtype=np.float64)
+        self.platform_reached = np.zeros(self.num_envs, dtype=bool)
+        self._frames = self.single_env._render_frames(self.positions, self.headings)
+
+    def _generator(self, index: int) -> np.random.Generator:
+        generator = self._streams.generators[index]
+        assert generator is not None
+        return generator
+
+    def _reset_envs(self, env_ids: np.ndarray) -> None:
+        # The draws of WatermazeEnv.reset, in its order: the task (integers), then the spawn.
+        for index in env_ids.tolist():
+            generator = self._generator(index)
+            if not self.fixed_tasks:
+                self.task_index[index] = int(generator.integers(len(self.tasks)))
+            self._reset_state(np.array([index]))
+        self.elapsed_steps[env_ids] = 0
+
+    def _reset_state(self, env_ids: np.ndarray) -> None:
+        for index in env_ids.tolist():
+            task = self.task_of(index)
+            self.positions[index], self.headings[index] = self.single_env._spawn(self._generator(index), task)  # type: ignore[arg-type]
+        self.platform_reached[env_ids] = False
+
+    def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        self.platform_reached[:] = False
+        for index in stepping.tolist():
+            task = self.task_of(index)
+            position, heading, reached = self.single_env._move(
+                self.positions[index],
+                float(self.headings[index]),
+                int(actions[index]),
+                task,  # type: ignore[arg-type]
+            )
+            if reached:
+                position, heading = self.single_env._spawn(self._generator(index), task)  # type: ignore[arg-type]
+            self.positions[index], self.headings[index] = position, heading
+            self.platform_reached[index] = reached
+            rewards[index] = float(reached)
+        return rewards, np.zeros(self.num_envs, dtype=bool)
+
+    def _raw_observations(self) -> np.ndarray:
+        self._frames = self.single_env._render_frames(self.positions, self.headings)
+        return self._frames.copy()
+
+    def _extra_infos(self, infos: dict[str, Any], stepped: np.ndarray) -> None:
+        infos["platform_reached"] = self.platform_reached.copy()
+        infos["_platform_reached"] = self._all_true.copy()
+
+    def _frame(self, index: int) -> np.ndarray:
+        return self._frames[index].copy()
+
+
 def make_multitask_vec_env(
     env_id: str,
     tasks: Sequence[Any],
@@ -535,7 +627,7 @@ def make_multitask_vec_env(
 ) -> TaskVectorEnv:
     """Return the native vector environment of ``env_id`` where sub-environment ``i`` runs ``tasks[i]``.
 
-    :param env_id: a meta-RL id with a native vector version (bandit and grid worlds).
+    :param env_id: a meta-RL id with a native vector version (bandit, grid worlds, Watermaze).
     :param tasks: one task per sub-environment (repeat a task to give it more sub-envs).
     :param task_in_obs: observation = float32 ``concat(one-hot(cell), one-hot(task index))``,
         so that one policy can tell the tasks apart.

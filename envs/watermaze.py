@@ -16,7 +16,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .base import check_discrete_action, check_render_mode, check_reset_options
+from .base import (
+    KEY_DOWN,
+    KEY_LEFT,
+    KEY_RIGHT,
+    KEY_UP,
+    KeysToAction,
+    check_discrete_action,
+    check_render_mode,
+    check_reset_options,
+)
 
 __all__ = ["WatermazeDMLab", "WatermazeEnv"]
 
@@ -76,6 +85,13 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
     3 strafe right (0.07), 4 turn left (22.5 degrees), 5 turn right, 6 forward + turn left,
     7 forward + turn right (turn first, then move). Moves into the wall stop at the wall.
 
+    Keyboard (``gymnasium.utils.play.play(env, wait_on_player=True)``,
+    ``get_keys_to_action()``): up arrow or ``w`` forward, down arrow or ``s`` backward,
+    ``a``/``d`` strafe left/right, left/right arrow or ``q``/``e`` turn left/right, up arrow
+    with left/right arrow (or ``w`` with ``q``/``e``) forward + turn. There is no no-op
+    action: pass ``wait_on_player=True``, otherwise ``play`` sends its ``noop=0`` (forward)
+    at every frame with no key held.
+
     ## Observation Space
     ``Box(0, 255, (72, 96, 3), uint8)``: the first-person RGB frame (75 degree field of view).
 
@@ -101,7 +117,9 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
     held-out quadrant), ``"train"`` the others, ``"all"`` both (train first).
 
     ## Registered Configurations
-    ``zoo/Watermaze-v0`` (50 steps).
+    ``zoo/Watermaze-v0`` (50 steps); ``gym.make_vec("zoo/Watermaze-v0", num_envs=N, tasks=[...])``
+    builds the native :class:`~zoo.envs.vector.WatermazeVectorEnv`, which ray-casts all
+    sub-environments' frames in one batch and equals N single environments step for step.
 
     ## Version History
     v0: initial version.
@@ -163,17 +181,51 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
             return train + test
         raise ValueError(f"split={split!r} is not allowed; use 'train', 'test' or 'all'")
 
-    def _check_task(self, task: Any) -> Task:
+    def _check_task(self, task: Any, name: str = "task") -> Task:
         try:
             candidate = (float(task[0]), float(task[1])) if len(task) == 2 else None
         except (TypeError, ValueError, IndexError):
             candidate = None
         if candidate not in self._all_tasks:
             raise ValueError(
-                f"task={task!r} is not a Watermaze task; use one of WatermazeEnv.tasks('all') "
+                f"{name}={task!r} is not a Watermaze task; use one of WatermazeEnv.tasks('all') "
                 f"({len(self._all_tasks)} platform centres)"
             )
         return candidate
+
+    # The task interface the native vector environments (zoo.envs.vector) build on.
+    def _validate_task(self, task: Any, name: str) -> Task:
+        return self._check_task(task, name)
+
+    def _task_spec_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def get_keys_to_action(self) -> KeysToAction:
+        """Key codes -> action for ``gymnasium.utils.play.play`` (see Action Space in the class docstring).
+
+        Key codes are pygame's (``ord(character)``, ``pygame.K_UP``, ...); combinations are
+        sorted tuples, as ``play`` looks pressed keys up.
+        """
+        keys: dict[tuple[int | str, ...], int] = {
+            (KEY_UP,): 0,
+            ("w",): 0,
+            (KEY_DOWN,): 1,
+            ("s",): 1,
+            ("a",): 2,
+            ("d",): 3,
+            (KEY_LEFT,): 4,
+            ("q",): 4,
+            (KEY_RIGHT,): 5,
+            ("e",): 5,
+            (KEY_UP, KEY_LEFT): 6,
+            ("w", "q"): 6,
+            (KEY_UP, KEY_RIGHT): 7,
+            ("w", "e"): 7,
+        }
+        return {
+            tuple(sorted(ord(key) if isinstance(key, str) else key for key in combination)): action
+            for combination, action in keys.items()
+        }
 
     @property
     def task(self) -> Task:
@@ -210,9 +262,18 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         self._angle_bins = bins
 
     def _render_frame(self) -> np.ndarray:
-        angles = self._heading + self._column_offsets
+        return self._render_frames(self._position[None], np.array([self._heading]))[0]
+
+    def _render_frames(self, positions: np.ndarray, headings: np.ndarray) -> np.ndarray:
+        """Ray-cast the frames of ``n`` swimmers at once (the single env renders a batch of one).
+
+        :param positions: ``(n, 2)`` positions in the pool.
+        :param headings: ``(n,)`` headings in radians.
+        :return: ``(n, 72, 96, 3)`` uint8 frames.
+        """
+        angles = headings[:, None] + self._column_offsets  # (n, width)
         direction_x, direction_y = np.cos(angles), np.sin(angles)
-        x, y = self._position
+        x, y = positions[:, 0:1], positions[:, 1:2]
         # Ray p + t d meets the circle |q| = R at t = -p.d + sqrt((p.d)^2 - |p|^2 + R^2) (p inside).
         along = x * direction_x + y * direction_y
         distance = -along + np.sqrt(along * along - (x * x + y * y) + self.pool_radius**2)
@@ -220,19 +281,20 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         bins = (hit_angle * (self._angle_bins / 360.0)).astype(np.intp) % self._angle_bins
         # Perpendicular distance removes the fish-eye effect.
         depth = np.maximum(distance * self._column_cos, 1e-3)
-        wall_pixels = self._focal * self.wall_height / depth
+        wall_pixels = (self._focal * self.wall_height / depth)[:, None, :]  # (n, 1, width)
         top = self.height / 2 - wall_pixels / 2
         # Height above the wall's foot, as a fraction of the wall height, for every pixel.
-        height_fraction = 1.0 - (self._rows - top) / wall_pixels
+        height_fraction = 1.0 - (self._rows - top) / wall_pixels  # (n, height, width)
         on_wall = (height_fraction >= 0.0) & (height_fraction < 1.0)
-        band = self._cue_band[bins]
-        on_cue = on_wall & (height_fraction >= band[:, 0]) & (height_fraction < band[:, 1])
-        shade = (1.0 / (1.0 + 0.35 * distance))[:, None]
-        wall = _pack((self._wall_colour[bins] * shade).astype(np.uint8))
-        cue = _pack((self._cue_colour[bins] * (0.4 + 0.6 * shade)).astype(np.uint8))
+        band = self._cue_band[bins][:, None]  # (n, 1, width, 2)
+        on_cue = on_wall & (height_fraction >= band[..., 0]) & (height_fraction < band[..., 1])
+        shade = (1.0 / (1.0 + 0.35 * distance))[..., None]
+        wall = _pack((self._wall_colour[bins] * shade).astype(np.uint8))[:, None]
+        cue = _pack((self._cue_colour[bins] * (0.4 + 0.6 * shade)).astype(np.uint8))[:, None]
         # Selecting whole pixels packed as uint32 is several times faster than per channel.
         packed = np.where(on_cue, cue, np.where(on_wall, wall, self._background))
-        return np.ascontiguousarray(packed.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3])
+        frames = packed.view(np.uint8).reshape(len(headings), self.height, self.width, 4)
+        return np.ascontiguousarray(frames[..., :3])
 
     def render(self) -> np.ndarray | None:
         """Return the current first-person frame.
@@ -244,19 +306,46 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         return self._frame.copy()
 
     # ----------------------------------------------------------------------------- dynamics
-    def _random_position(self) -> np.ndarray:
+    def _spawn(self, rng: np.random.Generator, task: Task) -> tuple[np.ndarray, float]:
+        """Draw a position off the platform ``task``, then a heading, from ``rng``."""
         limit = self.pool_radius - self.body_radius
-        platform = np.asarray(self._task)
+        platform = np.asarray(task)
         while True:
-            distance = limit * math.sqrt(float(self.np_random.uniform()))
-            angle = float(self.np_random.uniform(0.0, 2 * math.pi))
+            distance = limit * math.sqrt(float(rng.uniform()))
+            angle = float(rng.uniform(0.0, 2 * math.pi))
             position = np.array([distance * math.cos(angle), distance * math.sin(angle)])
             if np.linalg.norm(position - platform) > self.platform_radius:
-                return position
+                return position, float(rng.uniform(-math.pi, math.pi))
 
     def _respawn(self) -> None:
-        self._position = self._random_position()
-        self._heading = float(self.np_random.uniform(-math.pi, math.pi))
+        self._position, self._heading = self._spawn(self.np_random, self._task)
+
+    def _move(
+        self, position: np.ndarray, heading: float, index: int, task: Task
+    ) -> tuple[np.ndarray, float, bool]:
+        """Apply action ``index``; return the new position, heading and whether the platform is reached."""
+        if index in (4, 6):
+            heading += self.turn_angle
+        elif index in (5, 7):
+            heading -= self.turn_angle
+        heading = (heading + math.pi) % (2 * math.pi) - math.pi
+        forward = np.array([math.cos(heading), math.sin(heading)])
+        left = np.array([-forward[1], forward[0]])
+        move = {
+            0: self.forward_speed * forward,
+            1: -self.backward_speed * forward,
+            2: self.strafe_speed * left,
+            3: -self.strafe_speed * left,
+            6: self.forward_speed * forward,
+            7: self.forward_speed * forward,
+        }.get(index)
+        if move is not None:
+            position = position + move
+            limit = self.pool_radius - self.body_radius
+            norm = float(np.linalg.norm(position))
+            position = position * (limit / norm) if norm > limit else position
+        reached = bool(np.linalg.norm(position - np.asarray(task)) <= self.platform_radius)
+        return position, heading, reached
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -286,27 +375,7 @@ class WatermazeEnv(gym.Env[np.ndarray, int]):
         :return: frame, reward, terminated, truncated, info.
         """
         index = check_discrete_action(action, 8)
-        if index in (4, 6):
-            self._heading += self.turn_angle
-        elif index in (5, 7):
-            self._heading -= self.turn_angle
-        self._heading = (self._heading + math.pi) % (2 * math.pi) - math.pi
-        forward = np.array([math.cos(self._heading), math.sin(self._heading)])
-        left = np.array([-forward[1], forward[0]])
-        move = {
-            0: self.forward_speed * forward,
-            1: -self.backward_speed * forward,
-            2: self.strafe_speed * left,
-            3: -self.strafe_speed * left,
-            6: self.forward_speed * forward,
-            7: self.forward_speed * forward,
-        }.get(index)
-        if move is not None:
-            position = self._position + move
-            limit = self.pool_radius - self.body_radius
-            norm = float(np.linalg.norm(position))
-            self._position = position * (limit / norm) if norm > limit else position
-        reached = bool(np.linalg.norm(self._position - np.asarray(self._task)) <= self.platform_radius)
+        self._position, self._heading, reached = self._move(self._position, self._heading, index, self._task)
         if reached:
             self._respawn()
         self._frame = self._render_frame()

@@ -38,6 +38,18 @@ def assert_same(first: Any, second: Any) -> None:
         np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
 
 
+def assert_same_vector_infos(native: dict[str, Any], reference: dict[str, Any]) -> None:
+    """The keys a SyncVectorEnv of singles reports (``info["task"]``, ...) are in the native
+    infos with the same masks and, where masked in, the same values."""
+    for key, value in reference.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        assert key in native, f"info[{key!r}] is missing from the native vector env"
+        np.testing.assert_array_equal(native[f"_{key}"], reference[f"_{key}"])
+        for index in np.flatnonzero(reference[f"_{key}"]).tolist():
+            assert_same(native[key][index], value[index])
+
+
 def rollout(env: gym.Env, seed: int, steps: int) -> list[tuple[Any, ...]]:
     """Reset with ``seed`` and take ``steps`` random actions from an action space seeded alike."""
     observation, _ = env.reset(seed=seed)
@@ -146,8 +158,10 @@ def test_native_vector_env_equals_sync_vector_of_singles(env_id: str, num_envs: 
         [lambda task=task: gym.make(env_id, task=task) for task in tasks], autoreset_mode=autoreset_mode
     )
     native_obs, native_info = native.reset(seed=11)
-    single_obs, _ = singles.reset(seed=11)
+    single_obs, single_info = singles.reset(seed=11)
     assert_same(native_obs, single_obs)
+    assert "task" in single_info  # every meta-RL env reports its task
+    assert_same_vector_infos(native_info, single_info)
     np.testing.assert_array_equal(native_info["task_index"], np.arange(num_envs))
     native.action_space.seed(5)
     horizon = gym.spec(env_id).max_episode_steps or 20
@@ -156,6 +170,7 @@ def test_native_vector_env_equals_sync_vector_of_singles(env_id: str, num_envs: 
         native_step = native.step(actions)
         single_step = singles.step(actions)
         assert_same(native_step[:4], single_step[:4])
+        assert_same_vector_infos(native_step[4], single_step[4])
         np.testing.assert_array_equal(native_step[4]["task_index"], np.arange(num_envs))
     native.close()
     singles.close()

@@ -1,4 +1,4 @@
-"""Native vector envs equal N single envs; multi-task vector env; the SB3 VecEnv adapter."""
+"""Native vector envs equal N single envs (infos included); multi-task vector env; the SB3 VecEnv adapter."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from zoo.envs.vector import (
     DarkRoomHardVectorEnv,
     DarkRoomVectorEnv,
     TaskVectorEnv,
+    WatermazeVectorEnv,
     make_multitask_vec_env,
 )
 from zoo.envs.wrappers import TaskOneHotObservation
@@ -23,6 +24,7 @@ VECTOR_CLASSES = {
     "zoo/DarkRoom-v0": DarkRoomVectorEnv,
     "zoo/DarkRoomHard-v0": DarkRoomHardVectorEnv,
     "zoo/DarkKeyToDoor-v0": DarkKeyToDoorVectorEnv,
+    "zoo/Watermaze-v0": WatermazeVectorEnv,
 }
 ENV_IDS = list(VECTOR_CLASSES)
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP]
@@ -38,13 +40,37 @@ def some_tasks(env_id: str, count: int) -> list:
     return [every[(index * 37) % len(every)] for index in range(count)]
 
 
+def assert_same_infos(native: dict, reference: dict, where: str = "info") -> None:
+    """Every key the ``SyncVectorEnv`` of singles reports is in the native infos, with the same
+    ``_key`` mask and, where the mask is set, the same values (``final_info`` recursively)."""
+    for key, value in reference.items():
+        if key.startswith("_"):
+            continue
+        assert key in native, f"{where}[{key!r}] is missing from the native infos"
+        mask = reference[f"_{key}"]
+        np.testing.assert_array_equal(native[f"_{key}"], mask, err_msg=f"{where}[{key!r}] mask differs")
+        if isinstance(value, dict):
+            assert_same_infos(native[key], value, f"{where}[{key!r}]")
+            continue
+        assert native[key].shape[0] == mask.shape[0]
+        for index in np.flatnonzero(mask).tolist():
+            np.testing.assert_array_equal(
+                np.asarray(native[key][index]),
+                np.asarray(value[index]),
+                err_msg=f"{where}[{key!r}][{index}] differs",
+            )
+        if isinstance(value, np.ndarray) and value.dtype != object and key != "final_obs":
+            assert native[key].dtype == value.dtype, f"{where}[{key!r}] dtype differs"
+
+
 def assert_same_steps(
     native: gym.vector.VectorEnv, reference: gym.vector.VectorEnv, steps: int, seed: int
 ) -> int:
     """Step both with the same random actions; compare everything a user relies on."""
     observations, infos = native.reset(seed=seed)
-    reference_observations, _ = reference.reset(seed=seed)
+    reference_observations, reference_infos = reference.reset(seed=seed)
     np.testing.assert_array_equal(observations, reference_observations)
+    assert_same_infos(infos, reference_infos, "reset info")
     rng = np.random.default_rng(seed)
     episodes = 0
     for step in range(steps):
@@ -57,12 +83,7 @@ def assert_same_steps(
             np.testing.assert_array_equal(got, want, err_msg=f"{name} differs at step {step}")
         infos = result[4]
         assert infos["task_index"].shape == (native.num_envs,)
-        if "final_obs" in infos:
-            mask = infos["_final_obs"]
-            np.testing.assert_array_equal(mask, expected[4]["_final_obs"])
-            np.testing.assert_array_equal(
-                np.stack(list(infos["final_obs"][mask])), np.stack(list(expected[4]["final_obs"][mask]))
-            )
+        assert_same_infos(infos, expected[4], f"step {step} info")
         episodes += int(np.sum(result[2] | result[3]))
     return episodes
 
@@ -95,11 +116,53 @@ def test_vector_env_equals_sync_vector_env_of_singles(
         ],
         autoreset_mode=mode,
     )
-    steps = 150 if env_id == "zoo/DarkKeyToDoor-v0" else 60
+    steps = {"zoo/DarkKeyToDoor-v0": 150, "zoo/Watermaze-v0": 110}.get(env_id, 60)
     episodes = assert_same_steps(native, reference, steps=steps, seed=11)
     assert episodes > num_envs  # autoreset was exercised
     # Reseeding reproduces the same run; a second reset(seed) restarts the generators.
     assert assert_same_steps(native, reference, steps=30, seed=3) >= 0
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_vector_infos_carry_the_task_as_sync_vector_env_does(env_id: str) -> None:
+    tasks = some_tasks(env_id, 3)[:3]
+    native = gym.make_vec(env_id, num_envs=3, tasks=tasks)
+    reference = SyncVectorEnv([lambda task=task: gym.make(env_id, task=task) for task in tasks])
+    infos = native.reset(seed=0)[1]
+    reference_infos = reference.reset(seed=0)[1]
+    # An object array of the singles' info["task"] with an all-True "_task" mask, as SyncVectorEnv makes.
+    assert infos["task"].dtype == reference_infos["task"].dtype == object
+    assert list(infos["task"]) == list(reference_infos["task"]) == [native.task_of(i) for i in range(3)]
+    np.testing.assert_array_equal(infos["_task"], [True, True, True])
+    step_infos = native.step(np.zeros(3, dtype=np.int64))[4]
+    assert list(step_infos["task"]) == list(reference.step(np.zeros(3, dtype=np.int64))[4]["task"])
+
+
+def test_watermaze_make_vec_vector_entry_point_equals_singles_and_pays() -> None:
+    tasks = zoo.envs.tasks("zoo/Watermaze-v0", "all")[::8]
+    native = gym.make_vec(
+        "zoo/Watermaze-v0", num_envs=8, vectorization_mode="vector_entry_point", tasks=tasks
+    )
+    assert type(native) is WatermazeVectorEnv and native.single_observation_space.shape == (72, 96, 3)
+    reference = SyncVectorEnv([lambda task=task: gym.make("zoo/Watermaze-v0", task=task) for task in tasks])
+    observations, infos = native.reset(seed=0)
+    reference_observations, reference_infos = reference.reset(seed=0)
+    np.testing.assert_array_equal(observations, reference_observations)
+    assert_same_infos(infos, reference_infos)
+    rng = np.random.default_rng(0)
+    paid = 0.0
+    for step in range(110):  # two truncations at 50 steps and the NEXT_STEP autoresets after them
+        actions = rng.choice([0, 0, 0, 6, 7, 4], size=8)  # mostly forward, to reach platforms
+        result, expected = native.step(actions), reference.step(actions)
+        for got, want in zip(result[:4], expected[:4], strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=f"step {step}")
+        assert_same_infos(result[4], expected[4], f"step {step} info")
+        paid += float(result[1].sum())
+    assert paid > 0  # platforms were reached, so the respawns drew from each sub-env's generator
+    with pytest.raises(ValueError, match="task_in_obs"):
+        gym.make_vec("zoo/Watermaze-v0", num_envs=2, task_in_obs=True)
+    with pytest.raises(ValueError, match=r"tasks\[1\]"):
+        gym.make_vec("zoo/Watermaze-v0", num_envs=2, tasks=[tasks[0], (5.0, 5.0)])
 
 
 def test_no_task_vector_env_draws_train_tasks_per_episode() -> None:
