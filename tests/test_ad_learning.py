@@ -169,10 +169,43 @@ def test_tensorboard_keys(room_dataset, tmp_path):
 
     AlgorithmDistillation(
         room_dataset, context_length=20, tensorboard_log=str(tmp_path / "tb"), **TINY
-    ).learn(2)
+    ).learn(5, log_interval=2)
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
-    assert {"train/loss", "train/accuracy", "train/lr"} <= set(events.Tags()["scalars"])
+    # SB3's logger and SB3's key names (train/learning_rate, not train/lr).
+    assert set(events.Tags()["scalars"]) == {
+        "train/loss",
+        "train/accuracy",
+        "train/learning_rate",
+        "train/n_updates",
+        "time/time_elapsed",
+        "time/tokens_per_second",
+    }
+    assert [event.step for event in events.Scalars("train/loss")] == [2, 4, 5]  # every 2 steps and the last
+    assert [event.value for event in events.Scalars("train/n_updates")] == [2, 4, 5]
+    with pytest.raises(ValueError, match="log_interval=0"):
+        AlgorithmDistillation(room_dataset, context_length=20, **TINY).learn(1, log_interval=0)
+
+
+def test_progress_bar_is_sb3s_rich_bar(room_dataset, monkeypatch):
+    import warnings
+
+    import tqdm.rich
+
+    bars = []
+
+    class RecordingBar(tqdm.rich.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm.rich, "tqdm", RecordingBar)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tqdm.TqdmExperimentalWarning)
+        AlgorithmDistillation(room_dataset, context_length=20, **TINY).learn(3, progress_bar=True)
+    (bar,) = bars
+    assert bar.n == bar.total == 3
+    assert bar.desc.startswith("AD loss ") and "accuracy" in bar.desc
 
 
 def test_bad_inputs_raise_clear_value_errors(room_dataset, tmp_path):
@@ -218,6 +251,29 @@ def test_evaluation_returns_one_curve_per_episode_index(room_dataset):
     assert result.returns.shape == (len(zoo.envs.tasks(ROOM, "test", size=3)), 3)
     assert result.mean.shape == result.std.shape == (3,)
     assert np.all((result.returns >= 0) & (result.returns <= 20))
+
+
+def test_in_context_result_prints_rounded_numbers_not_float32_noise():
+    from zoo.agents.ad import InContextResult
+
+    # Returns summed from float32 rewards: 0.2 reads back as 0.20000000298023224.
+    returns = np.array([[0.2, 1.0, 2.0], [0.2, 0.0, 3.0]], dtype=np.float32).astype(np.float64)
+    assert repr(float(returns[0, 0])) == "0.20000000298023224"
+    result = InContextResult(returns, [(0, 1), (2, 3)], "AD")
+    text = repr(result)
+    assert (
+        text
+        == "InContextResult(label='AD', tasks=2, episodes=3, first episode 0.20 ± 0.00, last episode 2.50 ± 0.50)"
+    )
+    assert result.summary().splitlines() == [
+        "AD: return per episode, mean ± std over 2 tasks",
+        "  episode 1: 0.20 ± 0.00",
+        "  episode 2: 0.50 ± 0.50",
+        "  episode 3: 2.50 ± 0.50",
+    ]
+    assert result.to_dict() == {"label": "AD", "mean": [0.2, 0.5, 2.5], "std": [0.0, 0.5, 0.5], "tasks": 2}
+    assert "array(" not in text and "object at" not in text
+    assert repr(InContextResult(np.zeros((0, 0)))) == "InContextResult(label='', tasks=0, episodes=0)"
 
 
 def test_rl2_trial_wrapper_spans_episodes_of_one_task():

@@ -112,7 +112,9 @@ class AlgorithmDistillation:
         the zoo's grid worlds, whose observation is ``row * size + col``; this is what lets AD
         carry "go where the reward was" over to goal cells never rewarded in training) or
         ``"auto"`` (``"grid"`` for grid-world environments, else ``"embedding"``).
-    :param tensorboard_log: TensorBoard log directory (keys ``train/loss``, ``train/accuracy``, ``train/lr``).
+    :param tensorboard_log: TensorBoard log directory, written through SB3's logger with SB3's
+        keys: ``train/loss``, ``train/accuracy``, ``train/learning_rate``, ``train/n_updates``,
+        ``time/time_elapsed`` and ``time/tokens_per_second``.
     :param checkpoint_dir: where resumable checkpoints go.
     :param checkpoint_every: gradient steps between checkpoints.
     :param seed: seed of parameters, sampling and dropout.
@@ -313,12 +315,17 @@ class AlgorithmDistillation:
         }
 
     # -- training ----------------------------------------------------------------------------------
-    def learn(self, steps: int, progress_bar: bool = False, resume: bool = False) -> AlgorithmDistillation:
+    def learn(
+        self, steps: int, progress_bar: bool = False, resume: bool = False, log_interval: int = 1
+    ) -> AlgorithmDistillation:
         """Train for ``steps`` gradient steps in total (counting steps done before a resume).
 
         :param steps: total gradient steps.
-        :param progress_bar: show a tqdm progress bar.
+        :param progress_bar: show SB3's rich progress bar (``tqdm.rich``, as
+            ``stable_baselines3.common.callbacks.ProgressBarCallback``) with the loss and accuracy.
         :param resume: continue from the last checkpoint in ``checkpoint_dir`` (if any).
+        :param log_interval: gradient steps between two writes of the TensorBoard log (loss and
+            accuracy are averaged over them, as SB3's ``record_mean``); the last step is always written.
         """
         if self.dataset is None:
             raise ValueError("this model has no dataset (it was loaded); create one with a dataset to train")
@@ -328,16 +335,22 @@ class AlgorithmDistillation:
             if self.checkpoint_dir is None:
                 raise ValueError("resume=True needs checkpoint_dir")
             self._load_checkpoint()
-        writer = None
+        check_integer("log_interval", log_interval, 1)
+        logger = None
         if self.tensorboard_log is not None:
-            from torch.utils.tensorboard import SummaryWriter
+            from stable_baselines3.common.logger import configure
 
-            writer = SummaryWriter(self.tensorboard_log)
+            logger = configure(str(self.tensorboard_log), ["tensorboard"])
         bar = None
         if progress_bar:
-            from tqdm.auto import tqdm
+            import warnings
 
-            bar = tqdm(total=steps, initial=self.num_steps, desc="AD", unit="step")
+            from tqdm import TqdmExperimentalWarning
+            from tqdm.rich import tqdm
+
+            with warnings.catch_warnings():  # tqdm.rich warns that it is experimental on every bar
+                warnings.simplefilter("ignore", TqdmExperimentalWarning)
+                bar = tqdm(total=steps, initial=self.num_steps, desc="AD", unit="step")
         autocast = self.device.type == "cuda"
         self.policy.train()
         tokens = 0
@@ -361,26 +374,34 @@ class AlgorithmDistillation:
                 self.optimizer.step()
                 self.num_steps += 1
                 tokens += batch["targets"].numel()
-                if writer is not None or bar is not None:
+                if logger is not None or bar is not None:
                     accuracy = (logits.argmax(-1) == batch["targets"]).float().mean().item()
-                    if writer is not None:
-                        writer.add_scalar("train/loss", loss.item(), self.num_steps)
-                        writer.add_scalar("train/accuracy", accuracy, self.num_steps)
-                        writer.add_scalar("train/lr", lr, self.num_steps)
+                    if logger is not None:
+                        logger.record_mean("train/loss", loss.item())
+                        logger.record_mean("train/accuracy", accuracy)
+                        if self.num_steps % log_interval == 0 or self.num_steps == steps:
+                            elapsed = max(time.perf_counter() - started, 1e-9)
+                            logger.record("train/learning_rate", lr)
+                            logger.record("train/n_updates", self.num_steps)
+                            logger.record("time/time_elapsed", int(elapsed))
+                            logger.record("time/tokens_per_second", tokens / elapsed)
+                            logger.dump(self.num_steps)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{loss.item():.3f}", accuracy=f"{accuracy:.2f}")
+                        bar.set_description(
+                            f"AD loss {loss.item():.3f} accuracy {accuracy:.2f}", refresh=False
+                        )
                 if self.checkpoint_dir is not None and (
                     self.num_steps % self.checkpoint_every == 0 or self.num_steps == steps
                 ):
                     self._save_checkpoint()
         finally:
             if bar is not None:
+                bar.refresh()
                 bar.close()
-            if writer is not None:
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                writer.add_scalar("time/tokens_per_second", tokens / elapsed, self.num_steps)
-                writer.close()
+            if logger is not None:
+                logger.dump(self.num_steps)  # what an interrupted run recorded since the last write
+                logger.close()
         self.tokens_per_second = tokens / max(time.perf_counter() - started, 1e-9)
         self.policy.eval()
         return self

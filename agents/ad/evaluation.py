@@ -46,13 +46,41 @@ class InContextResult:
         return int(self.returns.shape[1])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible summary (means and stds per episode index)."""
+        """JSON-compatible summary: means and standard deviations (over tasks) per episode index.
+
+        Values are rounded to 6 decimals: returns summed from float32 rewards would otherwise
+        show float32 noise (``0.20000000298023224`` for a reward of 0.2).
+        """
         return {
             "label": self.label,
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
+            "mean": [round(value, 6) for value in self.mean.tolist()],
+            "std": [round(value, 6) for value in self.std.tolist()],
             "tasks": len(self.tasks),
         }
+
+    def summary(self, decimals: int = 2) -> str:
+        """A readable table: mean ± standard deviation over tasks of the return per episode.
+
+        :param decimals: decimals of the printed numbers.
+        """
+        check_integer("decimals", decimals, 0)
+        header = f"{self.label or 'result'}: return per episode, mean ± std over {len(self.returns)} tasks"
+        rows = [
+            f"  episode {index + 1:>{len(str(self.episodes))}}: {mean:.{decimals}f} ± {std:.{decimals}f}"
+            for index, (mean, std) in enumerate(zip(self.mean.tolist(), self.std.tolist(), strict=True))
+        ]
+        return "\n".join([header, *rows])
+
+    def __repr__(self) -> str:
+        if self.returns.size == 0:
+            return (
+                f"InContextResult(label={self.label!r}, tasks={len(self.returns)}, episodes={self.episodes})"
+            )
+        mean, std = self.mean, self.std
+        return (
+            f"InContextResult(label={self.label!r}, tasks={len(self.returns)}, episodes={self.episodes}, "
+            f"first episode {mean[0]:.2f} ± {std[0]:.2f}, last episode {mean[-1]:.2f} ± {std[-1]:.2f})"
+        )
 
 
 def result_from_histories(
