@@ -14,6 +14,7 @@ default organisation of :func:`make_repo_id`).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import shutil
 import tempfile
@@ -25,11 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_write_text
 from .serialization import (
     AGENT_FILE,
     CONFIG_FILE,
-    VEC_NORMALIZE_FILE,
     WEIGHTS_FILE,
     is_sb3_algorithm,
     load_agent,
@@ -44,18 +43,16 @@ RESULTS_FILE = "results.json"
 VIDEO_FILE = "replay.mp4"
 README_FILE = "README.md"
 LOGS_FOLDER = "logs"
-#: Files ``push_to_hub`` manages: stale copies from an earlier push are deleted in the same commit.
-MANAGED_FILES = (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    VEC_NORMALIZE_FILE,
-    AGENT_FILE,
-    RESULTS_FILE,
-    VIDEO_FILE,
-    README_FILE,
-)
+SB3_VEC_NORMALIZE_FILE = "vec_normalize.pkl"
+RL_ZOO_CONFIG_FILE = "config.yml"
+RL_ZOO_ARGS_FILE = "args.yml"
+RL_ZOO_ENV_KWARGS_FILE = "env_kwargs.yml"
+RL_ZOO_METRICS_FILE = "train_eval_metrics.zip"
+#: Files a push never deletes (the Hub's own settings of the repo).
+KEPT_FILES = frozenset({".gitattributes"})
 ORG_ENV_VAR = "ZOO_HUB_ORG"
 _TRUE = {"1", "ON", "YES", "TRUE"}
+logger = logging.getLogger(__name__)
 
 
 class HubError(RuntimeError):
@@ -188,13 +185,38 @@ def _check_repo_id(repo_id: str) -> None:
 
 
 def _describe(repo_id: str, revision: str | None, filename: str | None = None) -> str:
-    where = f"repo {repo_id!r} at revision {revision or 'main'!r}"
-    return f"file {filename!r} of {where}" if filename else where
+    # Named after the Python arguments; the CLI maps them to its flags.
+    where = f"repo_id={repo_id!r} at revision={revision or 'main'!r}"
+    return f"filename={filename!r} of {where}" if filename else where
 
 
 # --------------------------------------------------------------------------------------------
 # Downloading
 # --------------------------------------------------------------------------------------------
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes meaning "the Hub could not be reached", for every supported huggingface_hub.
+
+    huggingface_hub before 1.0 raises ``requests`` errors (``OSError`` subclasses); from 1.0 on
+    it raises its own ``huggingface_hub.errors.HTTPError`` for transport failures. Both are
+    named through public modules only. Catch :class:`huggingface_hub.errors.HfHubHTTPError` (an
+    answer with an error status) before these.
+    """
+    from huggingface_hub import errors
+
+    found: list[type[BaseException]] = [OSError, ConnectionError, TimeoutError]
+    for name in ("HTTPError", "OfflineModeIsEnabled"):
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def _status_code(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def download_snapshot(
@@ -212,9 +234,11 @@ def download_snapshot(
 ) -> HubSnapshot:
     """Download (or find in the cache) the files of one revision of a repo.
 
-    Online, the revision is first resolved to a commit sha with one API call; files already in
-    the cache for that commit are not downloaded again. Offline (``HF_HUB_OFFLINE=1``), or when
-    the Hub cannot be reached, the cache alone answers.
+    Everything goes through huggingface_hub's ``snapshot_download`` and its cache: online, it
+    resolves the revision (recording which commit a branch or tag points to, so that a later
+    offline load of the branch finds it) and downloads only files not cached yet. Offline
+    (``HF_HUB_OFFLINE=1``), or when the Hub cannot be reached, the cache alone answers. The
+    commit sha is read from the snapshot folder's name, which huggingface_hub sets to it.
 
     :param repo_id: ``"org/name"``.
     :param revision: branch, tag or commit sha; ``None`` for the default branch.
@@ -228,13 +252,11 @@ def download_snapshot(
     :param local_files_only: use the cache only, as if offline.
     :return: the snapshot.
     """
-    import httpx2
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
@@ -247,24 +269,23 @@ def download_snapshot(
     common = {
         "repo_id": repo_id,
         "repo_type": repo_type,
+        "revision": revision,
         "cache_dir": cache,
         "allow_patterns": list(allow_patterns) if allow_patterns is not None else None,
         "ignore_patterns": list(ignore_patterns) if ignore_patterns is not None else None,
         "endpoint": endpoint,
         "token": token,
     }
-    commit: str | None = None
     offline_reason: str | None = None
     if local_files_only:
         offline_reason = "local_files_only=True"
     elif is_offline():
         offline_reason = "offline mode is on (HF_HUB_OFFLINE)"
     if offline_reason is None:
+        # One API call first, to tell "not found" from "unreachable" (snapshot_download alone
+        # silently falls back to the cache, and then we could not say where the files came from).
         try:
-            info = HfApi(endpoint=endpoint, token=token).repo_info(
-                repo_id, repo_type=repo_type, revision=revision
-            )
-            commit = info.sha
+            HfApi(endpoint=endpoint, token=token).repo_info(repo_id, repo_type=repo_type, revision=revision)
         except RevisionNotFoundError as error:
             raise HubNotFoundError(
                 f"{_describe(repo_id, revision)}: revision not found on {endpoint}",
@@ -277,58 +298,54 @@ def download_snapshot(
                 repo_id=repo_id,
                 revision=revision,
             ) from error
-        except (httpx2.ConnectError, httpx2.TimeoutException, OfflineModeIsEnabled) as error:
-            offline_reason = f"the Hub at {endpoint} could not be reached ({type(error).__name__})"
         except HfHubHTTPError as error:
-            if error.response is None or error.response.status_code < 500:
+            status = _status_code(error)
+            if status is None or status < 500:
                 raise HubError(
-                    f"{_describe(repo_id, revision)}: {error}", repo_id=repo_id, revision=revision
+                    f"{_describe(repo_id, revision)}: {_one_line(error)}", repo_id=repo_id, revision=revision
                 ) from error
-            offline_reason = f"the Hub at {endpoint} answered {error.response.status_code}"
+            offline_reason = f"the Hub at {endpoint} answered {status}"
+        except network_errors() as error:
+            offline_reason = f"the Hub at {endpoint} could not be reached ({type(error).__name__})"
 
     if offline_reason is None:
-        assert commit is not None
         try:
-            path = snapshot_download(revision=commit, force_download=force_download, **common)
-        except EntryNotFoundError as error:
+            path = Path(snapshot_download(force_download=force_download, **common))
+        except (RevisionNotFoundError, RepositoryNotFoundError, EntryNotFoundError) as error:
+            if isinstance(error, LocalEntryNotFoundError):
+                raise HubError(
+                    f"download of {_describe(repo_id, revision)} from {endpoint} failed: {_one_line(error)}",
+                    repo_id=repo_id,
+                    revision=revision,
+                ) from error
             raise HubNotFoundError(
-                f"{_describe(repo_id, revision)}: {error}", repo_id=repo_id, revision=revision
+                f"{_describe(repo_id, revision)}: {_one_line(error)}", repo_id=repo_id, revision=revision
             ) from error
-        except (HfHubHTTPError, httpx2.HTTPError, OSError) as error:
+        except network_errors() as error:
             # Files are written under .incomplete names and renamed when whole, so a failed
             # download leaves nothing that a later load would take for the real file.
             raise HubError(
-                f"download of {_describe(repo_id, revision)} (commit {commit}) failed: {error}",
+                f"download of {_describe(repo_id, revision)} from {endpoint} failed: {_one_line(error)}",
                 repo_id=repo_id,
                 revision=revision,
             ) from error
-        _remember_ref(cache, repo_id, repo_type, revision or "main", commit)
-        return HubSnapshot(Path(path), repo_id, repo_type, revision, commit, "hub")
+        return HubSnapshot(path, repo_id, repo_type, revision, path.name, "hub")
 
+    common["revision"] = revision or "main"
     try:
-        path = snapshot_download(revision=revision or "main", local_files_only=True, **common)
+        path = Path(snapshot_download(local_files_only=True, **common))
     except (LocalEntryNotFoundError, FileNotFoundError) as error:
         raise NotCachedError(
             f"{_describe(repo_id, revision)} is not in the huggingface_hub cache ({cache}) and {offline_reason}",
             repo_id=repo_id,
             revision=revision,
         ) from error
-    return HubSnapshot(Path(path), repo_id, repo_type, revision, Path(path).name, "cache")
+    return HubSnapshot(path, repo_id, repo_type, revision, path.name, "cache")
 
 
-def _remember_ref(cache: str, repo_id: str, repo_type: str, revision: str, commit: str) -> None:
-    # We download by commit sha (resolved once), so huggingface_hub does not record which commit
-    # the branch pointed to; record it as it would, so that offline loads of the branch work.
-    from huggingface_hub.file_download import repo_folder_name
-
-    if revision == commit:
-        return
-    ref = Path(cache) / repo_folder_name(repo_id=repo_id, repo_type=repo_type) / "refs" / revision
-    if not ref.resolve().is_relative_to(Path(cache).resolve()):
-        raise ValueError(f"revision={revision!r} is not a valid branch or tag name")
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    if not ref.is_file() or ref.read_text() != commit:
-        atomic_write_text(ref, commit)
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 def download_file(
@@ -355,6 +372,7 @@ def download_file(
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -404,6 +422,21 @@ def download_file(
             revision=revision,
             filename=filename,
         ) from error
+    except HfHubHTTPError as error:
+        raise HubError(
+            f"{_describe(repo_id, revision, filename)}: {_one_line(error)}",
+            repo_id=repo_id,
+            revision=revision,
+            filename=filename,
+        ) from error
+    except network_errors() as error:
+        raise HubError(
+            f"download of {_describe(repo_id, revision, filename)} from {hub_endpoint(endpoint)} failed: "
+            f"{_one_line(error)}",
+            repo_id=repo_id,
+            revision=revision,
+            filename=filename,
+        ) from error
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,12 +467,15 @@ def evaluate_agent(
         statistics are applied, frozen, during evaluation.
     :param evaluate_fn: ``evaluate_fn(model, n_eval_episodes) -> episode returns`` for agents
         that SB3's ``evaluate_policy`` cannot run (Algorithm Distillation's in-context rollouts).
-    :return: mean and std of the return, the episode returns, settings and the UTC date.
+    :return: huggingface_sb3's ``results.json`` fields (``env_id``, ``mean_reward``, ``std_reward``,
+        ``n_eval_episodes``, ``is_deterministic``, ``eval_datetime``: UTC, ISO 8601) and the
+        ``episode_returns`` (plus ``episode_lengths`` when SB3 evaluated).
     """
     if n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes={n_eval_episodes} must be at least 1")
     if evaluate_fn is not None:
         returns = [float(r) for r in evaluate_fn(model, n_eval_episodes)]
+        lengths: list[int] | None = None
     else:
         if not is_sb3_algorithm(model):
             raise ValueError(
@@ -459,7 +495,7 @@ def evaluate_agent(
                 statistics = vec_normalize_to_json(vec_normalize)
             env = restore_vec_normalize(statistics, env)
         try:
-            episode_returns, _ = evaluate_policy(
+            episode_returns, episode_lengths = evaluate_policy(
                 model,
                 env,
                 n_eval_episodes=n_eval_episodes,
@@ -470,20 +506,128 @@ def evaluate_agent(
         finally:
             env.close()
         returns = [float(r) for r in episode_returns]  # type: ignore[union-attr]
-    return {
+        lengths = [int(n) for n in episode_lengths]  # type: ignore[union-attr]
+    results: dict[str, Any] = {
         "env_id": env_id,
         "mean_reward": float(np.mean(returns)),
         "std_reward": float(np.std(returns)),
         "n_eval_episodes": len(returns),
-        "deterministic": bool(deterministic),
-        "episode_returns": returns,
+        "is_deterministic": bool(deterministic),
         "eval_datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "episode_returns": returns,
     }
+    if lengths is not None:
+        results["episode_lengths"] = lengths
+    return results
 
 
 # --------------------------------------------------------------------------------------------
 # Push
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What :func:`push_to_hub` committed.
+
+    :param repo_id: the repo pushed to.
+    :param revision: the branch committed to (``None``: the default branch).
+    :param oid: the new commit sha.
+    :param commit_url: the commit's URL on the Hub.
+    :param uploaded: the files of the new commit (the repo holds exactly these, plus ``.gitattributes``).
+    :param removed: files of earlier pushes (or of other tools) that the commit deleted.
+    """
+
+    repo_id: str
+    revision: str | None
+    oid: str
+    commit_url: str
+    uploaded: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def sb3_zip_name(repo_id: str) -> str:
+    """Return ``"<repo-name>.zip"``, the file huggingface_sb3 and rl_zoo3 download from a repo.
+
+    :param repo_id: ``"org/name"``, e.g. ``"org/ppo-zoo-DarkRoom-v0"`` -> ``"ppo-zoo-DarkRoom-v0.zip"``.
+    """
+    _check_repo_id(repo_id)
+    return f"{repo_id.split('/')[1]}.zip"
+
+
+def _write_sb3_files(
+    model: Any,
+    folder: Path,
+    repo_id: str,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None,
+    vec_normalize: Any,
+    results: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any],
+    seed: int | None,
+) -> None:
+    """Write the files the SB3 ecosystem reads: SB3's own ``.zip`` and rl_zoo3's YAML and metrics."""
+    import io
+    import zipfile
+
+    import yaml
+
+    model.save(folder / sb3_zip_name(repo_id))
+    if vec_normalize is not None:
+        vec_normalize.save(str(folder / SB3_VEC_NORMALIZE_FILE))
+    # rl_zoo3's download_from_hub fetches these three and the metrics archive by name; they are
+    # plain YAML (safe_dump) describing what is already in config.json.
+    zoo_config: dict[str, Any] = {"policy": _policy_name(model), "normalize": vec_normalize is not None}
+    zoo_config.update(
+        {
+            key: value
+            for key, value in hyperparameters.items()
+            if isinstance(value, (bool, int, float, str)) and key not in zoo_config
+        }
+    )
+    arguments = {
+        "algo": type(model).__name__.lower(),
+        "env": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "seed": seed,
+        "n_eval_episodes": results["n_eval_episodes"],
+    }
+    for name, content in (
+        (RL_ZOO_CONFIG_FILE, zoo_config),
+        (RL_ZOO_ARGS_FILE, arguments),
+        (RL_ZOO_ENV_KWARGS_FILE, dict(env_kwargs or {})),
+    ):
+        (folder / name).write_text(yaml.safe_dump(_yaml_plain(content), sort_keys=True), encoding="utf-8")
+    evaluations = io.BytesIO()
+    returns = np.asarray(results["episode_returns"], dtype=np.float64)
+    lengths = np.asarray(results.get("episode_lengths", [0] * len(returns)), dtype=np.int64)
+    timesteps = np.asarray([int(getattr(model, "num_timesteps", 0))], dtype=np.int64)
+    np.savez(evaluations, timesteps=timesteps, results=returns[None, :], ep_lengths=lengths[None, :])
+    with zipfile.ZipFile(folder / RL_ZOO_METRICS_FILE, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("evaluations.npz", evaluations.getvalue())
+
+
+def _yaml_plain(value: Any) -> Any:
+    # safe_dump writes only plain types: tuples (env tasks) become lists, numpy scalars numbers,
+    # anything else its repr (the JSON config is the faithful record).
+    if isinstance(value, Mapping):
+        return {str(key): _yaml_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _policy_name(model: Any) -> str:
+    aliases = getattr(model, "policy_aliases", {}) or {}
+    policy_class = getattr(model, "policy_class", None)
+    for alias, cls in aliases.items():
+        if cls is policy_class:
+            return str(alias)
+    return getattr(policy_class, "__name__", "MlpPolicy")
 
 
 def push_to_hub(
@@ -507,14 +651,31 @@ def push_to_hub(
     tags: Sequence[str] = (),
     token: str | bool | None = None,
     endpoint: str | None = None,
-) -> Any:
-    """Evaluate an agent, record a replay and upload it with a model card in one commit.
+) -> PushResult:
+    """Evaluate an agent, record a replay and make it the repo's whole content in one commit.
 
-    The repo (created if missing) receives ``model.safetensors``, ``config.json`` (plus
-    ``vec_normalize.json`` when the agent uses ``VecNormalize``), ``results.json``,
-    ``replay.mp4``, ``README.md`` with ``model-index`` metadata and, optionally, the
-    TensorBoard logs under ``logs/``. Files of an earlier push that this one does not
-    produce (for instance an old ``vec_normalize.json``) are deleted in the same commit.
+    The commit holds ``model.safetensors`` and ``config.json`` (plus ``vec_normalize.json``
+    when the agent uses ``VecNormalize``): the pickle-free format :func:`load_from_hub` reads;
+    ``results.json`` (huggingface_sb3's fields: ``mean_reward``, ``std_reward``,
+    ``is_deterministic``, ``n_eval_episodes``, ``eval_datetime``, ``env_id``, and the
+    ``episode_returns``); ``replay.mp4``; ``README.md``, a model card with ``model-index``
+    metadata and ``library_name: stable-baselines3``; and, optionally, the TensorBoard logs
+    under ``logs/``.
+
+    For SB3 and zoo agents (every subclass of SB3's ``BaseAlgorithm``) it also holds what the
+    SB3 ecosystem downloads: SB3's own ``<repo-name>.zip`` (``huggingface_sb3.load_from_hub``
+    and rl_zoo3's ``load_from_hub``), ``vec_normalize.pkl`` when the agent uses ``VecNormalize``,
+    and rl_zoo3's ``config.yml``, ``args.yml``, ``env_kwargs.yml`` and
+    ``train_eval_metrics.zip``. Those files are pickles written by SB3; the zoo's loaders never
+    read them unless asked to with ``trust_remote_code=True``. Algorithm Distillation is not an
+    SB3 algorithm (SB3 cannot save or load it), so its repo has no ``.zip``.
+
+    The commit *replaces* the repo's files: every file already in the revision that this push
+    does not produce (files of an earlier push, or uploaded by another tool) is deleted in the
+    same commit, except ``.gitattributes``. The deleted paths are returned in
+    :attr:`PushResult.removed` and logged as a warning on the ``zoo.hub.push`` logger. The
+    commit is made on top of the head that was listed (``parent_commit``), so a concurrent push
+    makes this one fail instead of mixing files of both.
 
     :param model: an SB3 / sb3-contrib / zoo agent, or Algorithm Distillation.
     :param repo_id: ``"org/name"``; ``None`` builds it with :func:`make_repo_id`.
@@ -537,9 +698,12 @@ def push_to_hub(
     :param tags: extra model card tags.
     :param token: Hugging Face token (``None``: the saved one).
     :param endpoint: Hub URL (see :func:`hub_endpoint`).
-    :return: huggingface_hub's ``CommitInfo`` (``.oid`` is the new commit sha).
+    :return: the commit, its files and the files it removed.
+    :raises HubError: the Hub could not be reached or refused the push; the message names the
+        endpoint and the repo.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     from .card import generate_model_card
     from .serialization import _find_vec_normalize
@@ -562,6 +726,28 @@ def push_to_hub(
     if tensorboard_dir is not None and not Path(tensorboard_dir).is_dir():
         raise ValueError(f"tensorboard_dir={str(tensorboard_dir)!r} is not a directory")
     found_vec_normalize = _find_vec_normalize(model, vec_normalize) if is_sb3_algorithm(model) else None
+    url = hub_endpoint(endpoint)
+    api = HfApi(endpoint=url, token=token)
+
+    def hub_call(what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except HfHubHTTPError as error:
+            raise HubError(
+                f"push_to_hub: the Hub at {url} refused to {what} for repo_id={repo_id!r}: {_one_line(error)}",
+                repo_id=repo_id,
+                revision=revision,
+            ) from error
+        except network_errors() as error:
+            raise HubError(
+                f"push_to_hub: the Hub at {url} could not be reached to {what} for repo_id={repo_id!r} "
+                f"({type(error).__name__}: {_one_line(error)})",
+                repo_id=repo_id,
+                revision=revision,
+            ) from error
+
+    # Before the (slow) evaluation and replay: fail fast when the Hub cannot be reached.
+    hub_call("check the repo", lambda: api.repo_exists(repo_id, repo_type="model"))
 
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
         folder = Path(staging)
@@ -599,6 +785,20 @@ def push_to_hub(
                 for key, value in config.get("hyperparameters", {}).items()
                 if not isinstance(value, dict) and not key.startswith("_")
             }
+        sb3_zip = None
+        if is_sb3_algorithm(model):
+            sb3_zip = sb3_zip_name(repo_id)
+            _write_sb3_files(
+                model,
+                folder,
+                repo_id,
+                env_id,
+                env_kwargs,
+                found_vec_normalize,
+                results,
+                hyperparameters,
+                seed,
+            )
         readme, _ = generate_model_card(
             algo_name,
             env_id,
@@ -610,6 +810,7 @@ def push_to_hub(
             hyperparameters=hyperparameters,
             tags=tags,
             has_video=record_replay,
+            sb3_zip=sb3_zip,
         )
         (folder / README_FILE).write_text(readme, encoding="utf-8")
         if tensorboard_dir is not None:
@@ -620,27 +821,49 @@ def push_to_hub(
             for path in folder.rglob("*")
             if path.is_file() and not path.name.startswith(".")
         )
-        api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        remote_files = set(api.list_repo_files(repo_id, repo_type="model", revision=revision))
-        stale = [
-            path
-            for path in remote_files
-            if (path in MANAGED_FILES or path.startswith(LOGS_FOLDER + "/")) and path not in local_files
-        ]
-        operations: list[Any] = [CommitOperationDelete(path_in_repo=path) for path in stale]
+        hub_call(
+            "create the repo",
+            lambda: api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True),
+        )
+        head = hub_call(
+            "read the repo", lambda: api.repo_info(repo_id, repo_type="model", revision=revision)
+        ).sha
+        remote_files = hub_call(
+            "list the repo's files", lambda: api.list_repo_files(repo_id, repo_type="model", revision=head)
+        )
+        removed = sorted(path for path in set(remote_files) - set(local_files) if path not in KEPT_FILES)
+        operations: list[Any] = [CommitOperationDelete(path_in_repo=path) for path in removed]
         operations += [
             CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path)) for path in local_files
         ]
         # create_commit (not upload_folder): with hf_xet installed, upload_folder may split a
         # folder into several commits; one commit keeps every revision self-consistent.
-        return api.create_commit(
-            repo_id,
-            operations,
-            commit_message=commit_message or f"Upload {algo_name} agent for {env_id}",
-            repo_type="model",
-            revision=revision,
+        info = hub_call(
+            "commit",
+            lambda: api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message or f"Upload {algo_name} agent for {env_id}",
+                repo_type="model",
+                revision=revision,
+                parent_commit=head,
+            ),
         )
+    if removed:
+        logger.warning(
+            "push_to_hub removed %d file(s) of earlier pushes from %s: %s",
+            len(removed),
+            repo_id,
+            ", ".join(removed),
+        )
+    return PushResult(
+        repo_id=repo_id,
+        revision=revision,
+        oid=str(info.oid),
+        commit_url=str(info.commit_url),
+        uploaded=tuple(local_files),
+        removed=tuple(removed),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -726,8 +949,16 @@ def load_from_hub_with_info(
         repo_id,
         revision,
         allow_patterns=[f"{prefix}*"] if prefix else None,
-        # the replay, the card and the logs are not needed to act
-        ignore_patterns=[f"{prefix}{VIDEO_FILE}", f"{prefix}{LOGS_FOLDER}/*", "*.mp4", "*.gif"],
+        # the replay, the card and the logs are not needed to act; SB3's pickles (.zip, .pkl)
+        # are only fetched below, when the repo has nothing else
+        ignore_patterns=[
+            f"{prefix}{VIDEO_FILE}",
+            f"{prefix}{LOGS_FOLDER}/*",
+            "*.mp4",
+            "*.gif",
+            "*.zip",
+            "*.pkl",
+        ],
         cache_dir=cache_dir,
         endpoint=endpoint,
         token=token,
@@ -740,6 +971,24 @@ def load_from_hub_with_info(
     except FileNotFoundError:
         config = None
     if config is None:
+        # Only now (no config.json): fetch the .zip of the same commit, to load it if trusted or
+        # to name it in the refusal. Downloading it runs nothing.
+        if snapshot.source == "hub" and not _has_remote_zip(snapshot, prefix, endpoint, token):
+            return _load_pickled_zip(folder, snapshot, algo, device, trust_remote_code, env, prefix), snapshot
+        snapshot = download_snapshot(
+            repo_id,
+            snapshot.commit,
+            allow_patterns=[f"{prefix}*.zip"],
+            cache_dir=cache_dir,
+            endpoint=endpoint,
+            token=token,
+            force_download=force_download,
+            local_files_only=local_files_only or snapshot.source == "cache",
+        )
+        snapshot = HubSnapshot(
+            snapshot.path, repo_id, snapshot.repo_type, revision, snapshot.commit, snapshot.source
+        )
+        folder = snapshot.path / prefix if prefix else snapshot.path
         model = _load_pickled_zip(folder, snapshot, algo, device, trust_remote_code, env, prefix)
         _check_expectations(repo_id, revision, algo, env_id, type(model).__name__, None)
         return model, snapshot
@@ -758,6 +1007,23 @@ def load_from_hub_with_info(
         repo_id=repo_id,
         revision=revision,
         filename=prefix + CONFIG_FILE,
+    )
+
+
+def _has_remote_zip(
+    snapshot: HubSnapshot, prefix: str, endpoint: str | None, token: str | bool | None
+) -> bool:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        files = HfApi(endpoint=hub_endpoint(endpoint), token=token).list_repo_files(
+            snapshot.repo_id, repo_type=snapshot.repo_type, revision=snapshot.commit
+        )
+    except (HfHubHTTPError, *network_errors()):
+        return True  # let the download say what is wrong
+    return any(
+        path.startswith(prefix) and path.endswith(".zip") and "/" not in path[len(prefix) :] for path in files
     )
 
 
@@ -786,7 +1052,13 @@ def _load_pickled_zip(
     env: Any,
     prefix: str = "",
 ) -> Any:
-    archives = sorted(folder.glob("*.zip"))
+    # rl_zoo3 repos also hold train_eval_metrics.zip (not a model); huggingface_sb3 names the
+    # model <repo-name>.zip.
+    archives = sorted(path for path in folder.glob("*.zip") if path.name != RL_ZOO_METRICS_FILE)
+    preferred = folder / f"{snapshot.repo_id.split('/')[1]}.zip"
+    if preferred in archives:
+        archives.remove(preferred)
+        archives.insert(0, preferred)
     if not archives:
         raise HubNotFoundError(
             f"{_describe(snapshot.repo_id, snapshot.revision, prefix + CONFIG_FILE)}: file not found in commit "

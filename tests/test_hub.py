@@ -247,8 +247,10 @@ def test_generate_model_card_is_pure_and_parses():
     )
     assert text == again
     card = ModelCard(text)
-    assert card.data.library_name == "distill-zoo"  # the format is the zoo's, not SB3's .zip
-    assert {"zoo/DarkRoom-v0", "stable-baselines3", "PPO"} <= set(card.data.tags)
+    assert card.data.library_name == "stable-baselines3"  # as huggingface_sb3's package_to_hub
+    assert {"zoo/DarkRoom-v0", "stable-baselines3", "distill-zoo", "PPO"} <= set(card.data.tags)
+    assert metadata["library_name"] == "stable-baselines3"
+    assert card.data.to_dict() == metadata  # the metadata returned is the card's front matter
     result = card.data.eval_results[0]
     assert result.metric_type == "mean_reward"
     assert result.metric_value == "1.50 +/- 0.25"
@@ -257,6 +259,19 @@ def test_generate_model_card_is_pure_and_parses():
     assert metadata["model-index"][0]["results"][0]["metrics"][0]["value"] == "1.50 +/- 0.25"
     assert 'load_from_hub("org/ppo-zoo-DarkRoom-v0")' in text
     assert "replay.mp4" in text
+    assert "huggingface_sb3" not in text  # no SB3 .zip named: no snippet for it
+    with_zip, _ = generate_model_card(
+        "PPO",
+        "zoo/DarkRoom-v0",
+        1.5,
+        0.25,
+        repo_id="org/ppo-zoo-DarkRoom-v0",
+        sb3_zip="ppo-zoo-DarkRoom-v0.zip",
+    )
+    assert 'load_from_hub("org/ppo-zoo-DarkRoom-v0", "ppo-zoo-DarkRoom-v0.zip")' in with_zip
+    assert "rl_zoo3.load_from_hub --algo ppo --env zoo/DarkRoom-v0 -orga org" in with_zip
+    zoo_agent, _ = generate_model_card("KickstartedPPO", "zoo/DarkRoom-v0", 0.0, 0.0, sb3_zip="x.zip")
+    assert "from zoo.agents import KickstartedPPO" in zoo_agent and "rl_zoo3.load_from_hub" not in zoo_agent
     with pytest.raises(ValueError, match="n_eval_episodes"):
         generate_model_card("PPO", "CartPole-v1", 0.0, 0.0, n_eval_episodes=0)
 
@@ -291,10 +306,26 @@ def test_push_uploads_everything_in_one_commit_and_loads_back(hub_server, tmp_pa
         "model.safetensors",
         "results.json",
         "replay.mp4",
+        "ppo-zoo-DarkRoom-v0.zip",  # what huggingface_sb3 and rl_zoo3 download
+        "config.yml",
+        "args.yml",
+        "env_kwargs.yml",
+        "train_eval_metrics.zip",
     }
+    assert set(commit.uploaded) == files - {".gitattributes"} and commit.removed == ()
 
     results = json.loads(Path(hub.download_file(repo_id, "results.json")).read_text())
-    assert results["n_eval_episodes"] == 3 and results["deterministic"] is True
+    # huggingface_sb3's results.json fields
+    assert {
+        "mean_reward",
+        "std_reward",
+        "is_deterministic",
+        "n_eval_episodes",
+        "eval_datetime",
+        "env_id",
+    } <= set(results)
+    assert results["n_eval_episodes"] == 3 and results["is_deterministic"] is True
+    assert results["env_id"] == "zoo/DarkRoom-v0" and len(results["episode_lengths"]) == 3
     assert results["mean_reward"] == pytest.approx(np.mean(results["episode_returns"]))
     assert results["std_reward"] == pytest.approx(np.std(results["episode_returns"]))
     card = ModelCard(hub.download_file(repo_id, "README.md").read_text())
@@ -346,6 +377,7 @@ def test_second_push_replaces_files_and_revisions_stay_loadable(hub_server):
     repo = hub_server.get_repo("model", repo_id)
     assert "vec_normalize.json" in repo.files(first_commit.oid)
     assert "vec_normalize.json" not in repo.files(second_commit.oid)  # stale file deleted in the same commit
+    assert set(second_commit.removed) == {"vec_normalize.json", "vec_normalize.pkl"}
 
     observations = _observations(first.observation_space)
     assert _same_weights(second, hub.load_from_hub(repo_id, device="cpu"))
@@ -367,10 +399,12 @@ def test_missing_repo_revision_and_file_name_what_was_asked(hub_server):
     bad_revision = "0123456789abcdef0123456789abcdef01234567"
     with pytest.raises(hub.HubNotFoundError, match=f"{repo_id}.*{bad_revision}.*revision not found"):
         hub.load_from_hub(repo_id, revision=bad_revision)
-    with pytest.raises(hub.HubNotFoundError, match=f"'missing.bin' of repo '{repo_id}' at revision 'main'"):
+    with pytest.raises(
+        hub.HubNotFoundError, match=f"filename='missing.bin' of repo_id='{repo_id}' at revision='main'"
+    ):
         hub.download_file(repo_id, "missing.bin")
     HfApi(endpoint=hub_server.url).create_repo(f"{ORG}/empty", exist_ok=True)
-    with pytest.raises(hub.HubNotFoundError, match=f"'config.json' of repo '{ORG}/empty'"):
+    with pytest.raises(hub.HubNotFoundError, match=f"filename='config.json' of repo_id='{ORG}/empty'"):
         hub.load_from_hub(f"{ORG}/empty")
 
 
@@ -505,6 +539,110 @@ def test_tensorboard_logs_are_uploaded(hub_server, tmp_path):
         tensorboard_dir=tmp_path / "tb",
     )
     assert "logs/PPO_1/events.out.tfevents.1" in hub_server.get_repo("model", repo_id).files(commit.oid)
+
+
+def test_push_replaces_every_file_of_earlier_pushes_and_other_tools(hub_server, tmp_path, caplog):
+    repo_id = hub.make_repo_id("PPO", "CartPole-v1")
+    api = HfApi(endpoint=hub_server.url)
+    api.create_repo(repo_id)
+    # What another tool (or an old zoo) left: stale weights a loader could pick up under a newer card.
+    (tmp_path / "old.safetensors").write_bytes(b"stale")
+    api.upload_file(
+        path_or_fileobj=tmp_path / "old.safetensors", path_in_repo="model.safetensors", repo_id=repo_id
+    )
+    api.upload_file(
+        path_or_fileobj=tmp_path / "old.safetensors", path_in_repo="weights/old.bin", repo_id=repo_id
+    )
+    api.upload_file(path_or_fileobj=tmp_path / "old.safetensors", path_in_repo="notes.txt", repo_id=repo_id)
+    model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny(), seed=0)
+    with caplog.at_level("WARNING", logger="zoo.hub.push"):
+        first = hub.push_to_hub(model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=False)
+    repo = hub_server.get_repo("model", repo_id)
+    assert set(repo.files(first.oid)) == {".gitattributes", *first.uploaded}
+    assert first.removed == ("notes.txt", "weights/old.bin")  # model.safetensors was replaced, not removed
+    assert "removed 2 file(s)" in caplog.text and "weights/old.bin" in caplog.text
+    assert len(repo.commits) == 5  # initial + 3 uploads + exactly one push commit
+
+    logs = tmp_path / "tb" / "PPO_1"
+    logs.mkdir(parents=True)
+    (logs / "events.out.tfevents.1").write_bytes(b"fake-events")
+    second = hub.push_to_hub(
+        model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=True, tensorboard_dir=tmp_path / "tb"
+    )
+    third = hub.push_to_hub(model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=False)
+    assert set(third.removed) == {"replay.mp4", "logs/PPO_1/events.out.tfevents.1"}
+    assert set(repo.files(third.oid)) == {".gitattributes", *third.uploaded} == set(repo.files(first.oid))
+    assert "replay.mp4" in repo.files(second.oid)
+    assert _same_weights(model, hub.load_from_hub(repo_id, device="cpu"))
+
+
+def test_push_without_network_raises_one_hub_error_naming_endpoint_and_repo(monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny())
+    with pytest.raises(hub.HubError) as caught:
+        hub.push_to_hub(
+            model, f"{ORG}/ppo-CartPole-v1", "CartPole-v1", n_eval_episodes=1, record_replay=False
+        )
+    message = str(caught.value)
+    assert "\n" not in message and endpoint in message and f"repo_id='{ORG}/ppo-CartPole-v1'" in message
+    assert "could not be reached" in message
+    assert caught.value.repo_id == f"{ORG}/ppo-CartPole-v1"
+
+
+def test_loading_a_zoo_push_downloads_no_pickle(hub_server):
+    repo_id = hub.make_repo_id("PPO", "CartPole-v1")
+    hub.push_to_hub(
+        PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny()), repo_id, "CartPole-v1", n_eval_episodes=1
+    )
+    hub_server.requests.clear()
+    hub.load_from_hub(repo_id, device="cpu")
+    fetched = [path for method, path in hub_server.requests if method == "GET" and "/resolve/" in path]
+    assert any(path.endswith("/model.safetensors") for path in fetched)
+    assert not [path for path in fetched if path.endswith((".zip", ".pkl", ".mp4"))]
+
+
+def test_offline_loads_of_a_branch_and_a_commit_after_one_online_load(hub_server, monkeypatch):
+    repo_id = hub.make_repo_id("PPO", "CartPole-v1")
+    model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny(), seed=3)
+    pushed = hub.push_to_hub(model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=False)
+    _, online = hub.load_from_hub_with_info(repo_id, revision="main", device="cpu")
+    assert online.source == "hub" and online.commit == pushed.oid == online.path.name
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_server.requests.clear()
+    for revision in (None, "main", pushed.oid):
+        loaded, snapshot = hub.load_from_hub_with_info(repo_id, revision=revision, device="cpu")
+        assert snapshot.source == "cache" and snapshot.commit == pushed.oid
+        assert _same_weights(model, loaded)
+    assert hub_server.requests == []
+
+
+def test_hub_code_uses_only_public_huggingface_hub_apis():
+    """Private modules of one huggingface_hub release (httpx2 of 2.x, file_download helpers)
+    break the other releases the declared floor allows."""
+    import ast
+
+    root = Path(hub.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("httpx", "requests")), f"{path.name} imports {name}"
+                if name.startswith("huggingface_hub."):
+                    assert name in {"huggingface_hub.errors", "huggingface_hub.constants"}, (
+                        f"{path.name}: {name}"
+                    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,7 +784,7 @@ def test_load_teacher_from_bundle_hub_and_cache(hub_server, tmp_path, monkeypatc
         env_id, task, bundle_root=tmp_path / "empty", return_info=True, device="cpu"
     )
     assert (info.source, info.revision) == ("cache", commit.oid)
-    with pytest.raises(hub.HubNotFoundError, match=f"'5-5/config.json' of repo '{repo_id}'"):
+    with pytest.raises(hub.HubNotFoundError, match=f"filename='5-5/config.json' of repo_id='{repo_id}'"):
         hub.load_teacher(env_id, (5, 5), bundle_root=tmp_path / "empty")  # the cached tree lacks it
     monkeypatch.setenv("ZOO_TEACHER_ORG", "elsewhere")
     with pytest.raises(hub.NotCachedError, match="'elsewhere/ppo-zoo-DarkRoom-v0'"):
@@ -778,7 +916,7 @@ def test_kickstarted_agent_push_and_pull(hub_server):
     loaded = hub.load_from_hub(repo_id, device="cpu", algo="KickstartedPPO", env_id="zoo/DarkRoom-v0")
     assert type(loaded) is type(model) and _same_weights(model, loaded)
     card = ModelCard(hub.download_file(repo_id, "README.md").read_text())
-    assert card.data.library_name == "distill-zoo"
+    assert card.data.library_name == "stable-baselines3" and "distill-zoo" in card.data.tags
 
 
 def test_her_agent_loads_for_acting_without_env(hub_server):
@@ -832,6 +970,7 @@ def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_p
         "replay.mp4",
         "README.md",
     } <= files
+    assert not [path for path in files if path.endswith((".zip", ".pkl", ".yml"))]  # AD is not SB3: no zip
     loaded = hub.load_from_hub(repo_id, device="cpu", algo="AlgorithmDistillation", env_id="zoo/DarkRoom-v0")
     assert type(loaded) is type(model)
     for key, value in model.policy.state_dict().items():
