@@ -8,6 +8,10 @@ A dataset is one self-contained directory (so it can be pushed to the Hub as a d
     task_00000_actions.npy             (T,) int64
     task_00000_rewards.npy             (T,) float32
     task_00000_dones.npy               (T,) bool - the episode ended after this step
+    task_00000_terminated.npy          (T,) bool - optional: the env returned terminated
+    task_00000_truncated.npy           (T,) bool - optional: the env returned truncated
+    task_00000_final_observations.npy  (E, *observation_shape) - optional: the observation
+                                       after the last step of each of the E completed episodes
 
 Step ``t`` of a history is the source's transition ``(o_t, a_t, r_t, done_t)`` in the order
 it learned. Arrays are written with :func:`numpy.lib.format.open_memmap` into a temporary
@@ -15,6 +19,11 @@ file in the same directory and renamed into place; the manifest is rewritten ato
 after every task, so an interrupted collection loses at most the task in progress and a
 reader never sees a half-written task. Arrays are loaded memory-mapped with
 ``allow_pickle=False``.
+
+The optional arrays (written by :func:`zoo.agents.ad.collect_histories`; older datasets lack
+them) keep what ``dones`` merges: whether an episode ended in a terminal state or at the time
+limit, and the observation it ended in. Readers that only know the four arrays ignore them;
+:mod:`zoo.agents.ad.export` uses them for Minari and Parquet transitions.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from zoo.hub.files import atomic_path, atomic_write_text
 __all__ = [
     "ARRAY_NAMES",
     "MANIFEST_NAME",
+    "OPTIONAL_ARRAY_NAMES",
     "History",
     "HistoryDataset",
     "HistoryWriter",
@@ -47,6 +57,8 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "zoo-ad-histories"
 FORMAT_VERSION = 1
 ARRAY_NAMES: tuple[str, ...] = ("observations", "actions", "rewards", "dones")
+#: Arrays a history may add (see the module docstring); ``None`` when a dataset lacks them.
+OPTIONAL_ARRAY_NAMES: tuple[str, ...] = ("terminated", "truncated", "final_observations")
 
 
 def _task_to_json(value: Any) -> Any:
@@ -79,12 +91,19 @@ def describe_space(space: gym.Space, name: str) -> dict[str, Any]:
 
 @dataclass
 class History:
-    """One learning history: the source's transitions on one task, in order."""
+    """One learning history: the source's transitions on one task, in order.
+
+    ``terminated`` and ``truncated`` (``(T,)`` bool, ``terminated | truncated == dones``) and
+    ``final_observations`` (one per completed episode) are optional.
+    """
 
     observations: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
     dones: np.ndarray
+    terminated: np.ndarray | None = None
+    truncated: np.ndarray | None = None
+    final_observations: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -114,11 +133,22 @@ class History:
         starts = np.concatenate(([0], ends[:-1] + 1))
         keep = [np.arange(start, end + 1) for start, end in zip(starts[::every], ends[::every])]
         index = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
-        return History(*(np.asarray(getattr(self, name)[index]) for name in ARRAY_NAMES))
+        optional = {
+            name: np.asarray(array[index])
+            for name, array in self.optional_arrays().items()
+            if name != "final_observations"
+        }
+        if self.final_observations is not None:
+            optional["final_observations"] = np.asarray(self.final_observations[::every])
+        return History(*(np.asarray(getattr(self, name)[index]) for name in ARRAY_NAMES), **optional)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The four arrays by name."""
         return {name: getattr(self, name) for name in ARRAY_NAMES}
+
+    def optional_arrays(self) -> dict[str, np.ndarray]:
+        """The optional arrays this history has, by name (see :data:`OPTIONAL_ARRAY_NAMES`)."""
+        return {name: getattr(self, name) for name in OPTIONAL_ARRAY_NAMES if getattr(self, name) is not None}
 
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
@@ -178,7 +208,7 @@ class HistoryWriter:
         :param history: the task's learning history.
         """
         files: dict[str, Any] = {}
-        for name, array in history.arrays().items():
+        for name, array in {**history.arrays(), **history.optional_arrays()}.items():
             file_name = f"task_{task_index:05d}_{name}.npy"
             _atomic_write_array(self.directory / file_name, np.ascontiguousarray(array))
             files[name] = {"file": file_name, "dtype": array.dtype.name, "shape": list(array.shape)}
@@ -193,6 +223,61 @@ class HistoryWriter:
 def _read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     # Every field is checked by the trust boundary (a dataset may come from the Hub).
     return trust.history_manifest(path, format_name=FORMAT_NAME, version=FORMAT_VERSION)
+
+
+def _load_optional_arrays(
+    manifest_path: Path,
+    key: str,
+    manifest: dict[str, Any],
+    observation: dict[str, Any],
+    arrays: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """Load the optional arrays a manifest entry lists (older datasets list none).
+
+    The trust boundary's manifest schema checks the four arrays every history has; these are
+    listed beside them and are just as untrusted, so each name is confined to the folder, each
+    header checked (:func:`zoo.hub.trust.load_npy`), and shapes, dtypes and values must fit.
+    """
+    files = manifest["completed"][key]["files"]
+    root = manifest_path.parent
+    dones = np.asarray(arrays["dones"])
+    found: dict[str, np.ndarray] = {}
+    for name in OPTIONAL_ARRAY_NAMES:
+        where = f"completed.{key}.files.{name}"
+        spec = trust.field(
+            files, name, (dict, type(None)), path=manifest_path, prefix=f"completed.{key}.files", default=None
+        )
+        if spec is None:
+            continue
+        file = trust.contained_file(root, spec.get("file"), path=manifest_path, field_name=f"{where}.file")
+        array = trust.load_npy(file, root=root)
+        if name == "final_observations":
+            shape = [int(np.count_nonzero(dones)), *observation["shape"]]
+            dtype = arrays["observations"].dtype.name
+        else:
+            shape, dtype = [len(dones)], "bool"
+        if list(array.shape) != shape or array.dtype.name != dtype:
+            raise trust.UntrustedFileError(
+                file, f"holds {array.dtype.name}{list(array.shape)}; expected {dtype}{shape}"
+            )
+        found[name] = array
+    if "terminated" in found and "truncated" in found:
+        disagree = (np.asarray(found["terminated"]) | np.asarray(found["truncated"])) != dones
+        if disagree.any():
+            index = int(np.flatnonzero(disagree)[0])
+            raise trust.UntrustedFileError(
+                root / files["terminated"]["file"],
+                f"at index {index}, terminated | truncated disagrees with dones",
+            )
+    final = found.get("final_observations")
+    if final is not None and len(final):
+        trust.check_history_arrays(
+            {"observations": final, "actions": np.zeros(0, np.int64), "rewards": np.zeros(0, np.float32)},
+            files={"observations": {"file": root / files["final_observations"]["file"]}},
+            observation=observation,
+            n_actions=1,
+        )
+    return found
 
 
 def _load_array(path: Path, expected: dict[str, Any], root: Path) -> np.ndarray:
@@ -241,7 +326,8 @@ class HistoryDataset:
             files = entries[str(task_index)]["files"]
             arrays = {name: _load_array(files[name]["file"], files[name], directory) for name in ARRAY_NAMES}
             trust.check_history_arrays(arrays, files=files, observation=observation, n_actions=n_actions)
-            histories.append(History(**arrays).subsample(subsample))
+            optional = _load_optional_arrays(manifest_path, str(task_index), manifest, observation, arrays)
+            histories.append(History(**arrays, **optional).subsample(subsample))
         all_tasks = manifest["tasks"]
         header = {**manifest, "tasks": [all_tasks[index] for index in task_indices]}
         return cls(histories, header, directory)

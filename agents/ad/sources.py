@@ -135,6 +135,9 @@ def run_vectorised(
     buffer_actions = np.zeros((n, capacity), dtype=np.int64)
     buffer_rewards = np.zeros((n, capacity), dtype=np.float32)
     buffer_dones = np.zeros((n, capacity), dtype=bool)
+    buffer_terminated = np.zeros((n, capacity), dtype=bool)
+    buffer_truncated = np.zeros((n, capacity), dtype=bool)
+    buffer_final = np.zeros((n, episodes, *observations.shape[1:]), dtype=observations.dtype)
     lengths = np.zeros(n, dtype=np.int64)
     finished = np.zeros(n, dtype=np.int64)
     pending_reset = np.zeros(n, dtype=bool)
@@ -155,9 +158,13 @@ def run_vectorised(
         buffer_actions[record, slots] = actions[record]
         buffer_rewards[record, slots] = rewards[record]
         buffer_dones[record, slots] = ended[record]
+        buffer_terminated[record, slots] = terminated[record]
+        buffer_truncated[record, slots] = truncated[record]
+        final = _final_observations(next_observations, infos, ended, mode)
+        ending = record[ended[record]]
+        buffer_final[ending, finished[ending]] = final[ending]
         lengths[record] += 1
         finished[record] += ended[record]
-        final = _final_observations(next_observations, infos, ended, mode)
         policy.observe(acting, observations, actions, rewards, terminated, truncated, final)
         pending_reset = ended if mode == AutoresetMode.NEXT_STEP else np.zeros(n, dtype=bool)
         observations = next_observations
@@ -167,6 +174,9 @@ def run_vectorised(
             buffer_actions[index, : lengths[index]].copy(),
             buffer_rewards[index, : lengths[index]].copy(),
             buffer_dones[index, : lengths[index]].copy(),
+            buffer_terminated[index, : lengths[index]].copy(),
+            buffer_truncated[index, : lengths[index]].copy(),
+            buffer_final[index, : finished[index]].copy(),
         )
         for index in range(n)
     ]
@@ -617,7 +627,15 @@ def _make_recorder(records: dict[str, list[Any]], episodes: int) -> Any:
             records["observations"].append(np.array(self.model._last_obs[0]))
             records["actions"].append(int(np.asarray(self.locals["actions"]).reshape(-1)[0]))
             records["rewards"].append(float(self.locals["rewards"][0]))
-            records["dones"].append(bool(self.locals["dones"][0]))
+            done = bool(self.locals["dones"][0])
+            records["dones"].append(done)
+            # SB3's VecEnv merges the flags; a time limit is marked in the info, the end obs kept there.
+            info = self.locals["infos"][0]
+            truncated = done and bool(info.get("TimeLimit.truncated", False))
+            records["terminated"].append(done and not truncated)
+            records["truncated"].append(truncated)
+            if done:
+                records["final_observations"].append(np.array(info["terminal_observation"]))
             return sum(records["dones"]) < episodes
 
     return _Recorder()
@@ -663,7 +681,15 @@ class SB3Source(Source):
     ) -> list[History]:
         histories = []
         for offset, task in enumerate(tasks):
-            records: dict[str, list[Any]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+            records: dict[str, list[Any]] = {
+                "observations": [],
+                "actions": [],
+                "rewards": [],
+                "dones": [],
+                "terminated": [],
+                "truncated": [],
+                "final_observations": [],
+            }
 
             env = gym.make(env_id, task=task, **env_kwargs)
             max_steps = (gym.spec(env_id).max_episode_steps or 1000) * episodes
@@ -671,6 +697,9 @@ class SB3Source(Source):
             model.learn(max_steps, callback=_make_recorder(records, episodes))
             env.close()
             observations = np.asarray(records["observations"])
+            final_observations = np.asarray(records["final_observations"]).reshape(
+                -1, *observations.shape[1:]
+            )
             shape = env.observation_space.shape
             if (
                 shape is not None
@@ -679,12 +708,17 @@ class SB3Source(Source):
             ):
                 # SB3 stores images channel-first (VecTransposeImage); keep the environment's layout.
                 observations = observations.transpose(0, 2, 3, 1)
+                final_observations = final_observations.transpose(0, 2, 3, 1)
+            dtype = env.observation_space.dtype or np.float32
             histories.append(
                 History(
-                    np.ascontiguousarray(observations).astype(env.observation_space.dtype or np.float32),
+                    np.ascontiguousarray(observations).astype(dtype),
                     np.asarray(records["actions"], dtype=np.int64),
                     np.asarray(records["rewards"], dtype=np.float32),
                     np.asarray(records["dones"], dtype=bool),
+                    np.asarray(records["terminated"], dtype=bool),
+                    np.asarray(records["truncated"], dtype=bool),
+                    np.ascontiguousarray(final_observations).astype(dtype),
                 )
             )
         return histories
