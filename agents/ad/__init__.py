@@ -10,6 +10,7 @@ from .algorithm import AlgorithmDistillation, InContextState
 from .baselines import TrialWrapper, collect_expert_histories, evaluate_rl2, source_learning_curve, train_rl2
 from .dataset import History, HistoryDataset
 from .evaluation import InContextResult, evaluate_in_context
+from .export import TRANSITION_COLUMNS, export_minari, import_minari, transitions_table, write_parquet
 from .model import KVCache, ModelConfig, TransformerPolicy
 from .plots import plot_in_context
 from .sources import (
@@ -24,6 +25,7 @@ from .sources import (
 )
 
 __all__ = [
+    "TRANSITION_COLUMNS",
     "UCB",
     "AlgorithmDistillation",
     "History",
@@ -43,8 +45,12 @@ __all__ = [
     "collect_histories",
     "evaluate_in_context",
     "evaluate_rl2",
+    "export_minari",
+    "import_minari",
     "make_task_vector_env",
     "plot_in_context",
     "source_learning_curve",
     "train_rl2",
+    "transitions_table",
+    "write_parquet",
 ]
