@@ -14,6 +14,7 @@ default organisation of :func:`make_repo_id`).
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import logging
 import os
 import shutil
@@ -577,12 +578,19 @@ def _write_sb3_files(
         vec_normalize.save(str(folder / SB3_VEC_NORMALIZE_FILE))
     # rl_zoo3's download_from_hub fetches these three and the metrics archive by name; they are
     # plain YAML (safe_dump) describing what is already in config.json.
-    zoo_config: dict[str, Any] = {"policy": _policy_name(model), "normalize": vec_normalize is not None}
+    # config.yml holds rl_zoo3's hyperparameter keys: the algorithm's constructor arguments.
+    accepted = set(inspect.signature(type(model).__init__).parameters) - {"self", "policy", "env"}
+    zoo_config: dict[str, Any] = {
+        "policy": _policy_name(model),
+        "normalize": vec_normalize is not None,
+        "n_timesteps": int(getattr(model, "num_timesteps", 0)),
+        "n_envs": int(getattr(model, "n_envs", 1) or 1),
+    }
     zoo_config.update(
         {
             key: value
             for key, value in hyperparameters.items()
-            if isinstance(value, (bool, int, float, str)) and key not in zoo_config
+            if key in accepted and isinstance(value, (bool, int, float, str)) and key not in zoo_config
         }
     )
     arguments = {
