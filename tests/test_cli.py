@@ -14,7 +14,20 @@ import yaml
 from zoo.cli import main
 from zoo.params import parse_params
 
-RUN_FILES = ("model.zip", "config.yml", "args.yml", "command.txt", "results.json", "evaluations.npz")
+#: rl-baselines3-zoo's layout (``<EnvName>.zip``, ``<EnvName>/config.yml`` …) and the zoo's own files.
+RUN_FILES = (
+    "{env}.zip",
+    "{env}/config.yml",
+    "{env}/args.yml",
+    "command.txt",
+    "results.json",
+    "evaluations.npz",
+    "0.monitor.csv",
+)
+
+
+def run_files(env: str) -> list[str]:
+    return [name.format(env=env.replace("/", "-")) for name in RUN_FILES]
 
 
 def run_zoo(*argv: str) -> None:
@@ -55,14 +68,16 @@ def test_train_ppo_writes_complete_run_folder(tmp_path: Path) -> None:
     )
     run = only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0")
     assert run.name == "zoo-DarkRoom-v0_1"
-    for name in RUN_FILES:
+    for name in run_files("zoo/DarkRoom-v0"):
         assert (run / name).is_file(), name
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
-    config = yaml.safe_load((run / "config.yml").read_text())
-    assert config["n_steps"] == 32 and config["env_id"] == "zoo/DarkRoom-v0"
-    args = yaml.safe_load((run / "args.yml").read_text())
-    assert args["algo"] == "ppo" and args["n_timesteps"] == 512
+    config = yaml.safe_load((run / "zoo-DarkRoom-v0" / "config.yml").read_text())
+    assert config["n_steps"] == 32 and config["n_envs"] == 4 and config["policy"] == "MlpPolicy"
+    args = yaml.safe_load((run / "zoo-DarkRoom-v0" / "args.yml").read_text())
+    assert args["algo"] == "ppo" and args["n_timesteps"] == 512 and args["env"] == "zoo/DarkRoom-v0"
+    assert args["env_kwargs"] is None  # rl_zoo3's enjoy reads it (a mapping or null)
+    assert not (run / "config.yml").exists() and not (run / "model.zip").exists()  # one copy of each
     results = json.loads((run / "results.json").read_text())
     assert results["num_timesteps"] >= 512 and np.isfinite(results["mean_return"])
     assert "train" in (run / "command.txt").read_text()
@@ -80,8 +95,8 @@ def test_resume_continues_step_count_from_checkpoint(tmp_path: Path) -> None:
     run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 256, *common, "--checkpoint-freq", "64"))
     run = only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0")
     first = json.loads((run / "results.json").read_text())["num_timesteps"]
-    state = json.loads((run / "checkpoints" / "state.json").read_text())
-    assert state["num_timesteps"] == first
+    steps = sorted(int(path.name.split("_")[2]) for path in run.glob("rl_model_*_steps.zip"))
+    assert steps[-1] == first and steps[0] == 64  # SB3 CheckpointCallback names, every 64 steps
     run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 512, *common, "--resume"))
     assert only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") == run  # same folder, no new run
     second = json.loads((run / "results.json").read_text())["num_timesteps"]
@@ -199,7 +214,7 @@ def test_train_every_algo_writes_run_folder(tmp_path: Path, algo: str) -> None:
     env, steps, extra = SMOKE[algo]
     run_zoo(*train_args(tmp_path, algo, env, steps, *extra))
     run = only_run_folder(tmp_path, algo, env)
-    for name in RUN_FILES:
+    for name in run_files(env):
         assert (run / name).is_file(), name
     assert (run / "model" / "model.safetensors").is_file()
     results = json.loads((run / "results.json").read_text())
@@ -252,7 +267,9 @@ def test_push_then_pull_round_trip_through_local_hub(tmp_path: Path, hub_server,
     from zoo.hub import load_agent
 
     pulled = load_agent(tmp_path / "pulled" / "ppo-zoo-DarkRoom-v0", device="cpu")
-    trained = PPO.load(only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") / "model.zip", device="cpu")
+    trained = PPO.load(
+        only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") / "zoo-DarkRoom-v0.zip", device="cpu"
+    )
     observations = np.arange(81)
     assert np.array_equal(
         pulled.predict(observations, deterministic=True)[0],
@@ -350,7 +367,8 @@ def test_enjoy_replays_the_latest_run_on_its_own_task(tmp_path: Path) -> None:
 
 def test_learning_rate_schedule_strings(tmp_path: Path, capsys) -> None:
     run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "learning_rate:lin_1e-3"))
-    config = yaml.safe_load((only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0") / "config.yml").read_text())
+    run = only_run_folder(tmp_path, "ppo", "zoo/DarkRoom-v0")
+    config = yaml.safe_load((run / "zoo-DarkRoom-v0" / "config.yml").read_text())
     assert config["learning_rate"] == "lin_1e-3"
     with pytest.raises(SystemExit):
         run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "learning_rate:exp_1e-3_0.9"))

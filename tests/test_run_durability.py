@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from zoo.cli import main
 from zoo.runner import LOCK_FILE, latest_run, new_numbered_folder, run_lock
@@ -158,13 +159,17 @@ def held_lock(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_resume_of_a_running_run_is_refused(tmp_path: Path, held_lock: Path, capsys) -> None:
-    state = (held_lock / "checkpoints" / "state.json").read_text()
+    def contents() -> dict[str, bytes]:
+        return {path.name: path.read_bytes() for path in held_lock.iterdir() if path.is_file()}
+
+    before = contents()
+    assert "rl_model_64_steps.zip" in before
     with pytest.raises(SystemExit) as exit_info:
         main(train_args(tmp_path, 128, *TINY_PPO, "--resume"))
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert f"zoo: error: run folder {held_lock} is in use" in error
-    assert (held_lock / "checkpoints" / "state.json").read_text() == state  # untouched
+    assert contents() == before  # untouched: checkpoints, evaluations, monitor files, command.txt
 
 
 def test_lock_goes_away_with_the_process_that_held_it(tmp_path: Path) -> None:
@@ -196,13 +201,15 @@ def test_run_files_respect_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     ppo_run, dqn_run = run_dirs(tmp_path, "ppo")[0], run_dirs(tmp_path, "dqn")[0]
     names = [
-        "model.zip", "config.yml", "args.yml", "command.txt", "env_kwargs.yml", "results.json",
-        "evaluations.npz", "learning_curve.png", LOCK_FILE, "checkpoints/last.zip", "checkpoints/state.json",
-        "model/model.safetensors", "model/config.json",
+        "zoo-DarkRoom-v0.zip", "zoo-DarkRoom-v0/config.yml", "zoo-DarkRoom-v0/args.yml", "command.txt",
+        "results.json", "evaluations.npz", "learning_curve.png", LOCK_FILE, "rl_model_64_steps.zip",
+        "0.monitor.csv", "best_model.zip", "model/model.safetensors", "model/config.json",
     ]  # fmt: skip
     for name in names:
         assert (ppo_run / name).is_file(), name
-    assert (dqn_run / "checkpoints" / "replay_buffer.pkl").is_file()
+    assert (dqn_run / "rl_model_replay_buffer_64_steps.pkl").is_file()
+    args = yaml.safe_load((ppo_run / "zoo-DarkRoom-v0" / "args.yml").read_text())
+    assert args["env_kwargs"] == {"task": [1, 7]}  # where rl_zoo3's enjoy reads the env's arguments
     files = [path for run in (ppo_run, dqn_run) for path in run.rglob("*") if path.is_file()]
     assert any("tfevents" in path.name for path in files)
     modes = {str(path.relative_to(tmp_path)): oct(path.stat().st_mode & 0o777) for path in files}
@@ -213,7 +220,7 @@ def test_run_files_respect_the_umask(tmp_path: Path) -> None:
 def test_enjoy_and_push_load_the_pickle_free_model_folder(tmp_path: Path, hub_server, capsys) -> None:
     main(train_args(tmp_path, 64, *TINY_PPO))
     (run,) = run_dirs(tmp_path)
-    (run / "model.zip").unlink()  # only model/ (safetensors + JSON) is left
+    (run / "zoo-DarkRoom-v0.zip").unlink()  # only model/ (safetensors + JSON) is left
     logs = ("--algo", "ppo", "--env", ENV, "--log-folder", str(tmp_path / "logs"))
     main(["enjoy", *logs, "--episodes", "1", "--device", "cpu"])
     assert "Episode returns:" in capsys.readouterr().out

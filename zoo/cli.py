@@ -6,6 +6,9 @@ builds objects and calls them. Bad input ends with one ``zoo: error: …`` line,
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +19,15 @@ import tyro
 from zoo.config import BenchConfig, EnjoyConfig, PullConfig, PushConfig, QuickstartConfig, TrainConfig
 
 BENCHMARKS = ("env_throughput", "kickstart", "reengage", "ad")
+#: Python argument names in the messages of zoo.hub / zoo.agents -> the config field whose flag sets them.
+PYTHON_ARGUMENTS = {
+    "repo_id": "repo",
+    "env_id": "env",
+    "algo_name": "algo",
+    "n_eval_episodes": "eval_episodes",
+}
+#: Python arguments that messages name without a value.
+BARE_ARGUMENTS = frozenset({"trust_remote_code"})
 
 
 def _subcommands() -> dict[str, Any]:
@@ -46,8 +58,8 @@ def run_train(config: TrainConfig) -> None:
 
     run_dir = train(config, command=_invocation)
     print(f"Run folder: {run_dir}")
-    results = (run_dir / "results.json").read_text()
-    print(results.strip())
+    results = json.loads((run_dir / "results.json").read_text())
+    print(json.dumps(clean(results), indent=2))
 
 
 def run_enjoy(config: EnjoyConfig) -> None:
@@ -92,6 +104,72 @@ def run_quickstart(config: QuickstartConfig) -> None:
     quickstart(config)
 
 
+def clean(value: Any, digits: int = 4) -> Any:
+    """``value`` for printing: floats rounded to ``digits`` decimals (no float32 noise such as
+    ``0.20000000298023224``), numpy scalars and arrays as plain numbers and lists, through lists,
+    tuples and dicts."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: clean(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(clean(item, digits) for item in value)
+    return value
+
+
+def _flags_of(config: Any) -> dict[str, str]:
+    """Python argument name -> ``--flag`` for the flags of ``config``'s subcommand."""
+    if not dataclasses.is_dataclass(config):
+        return {}
+    fields = {field.name for field in dataclasses.fields(config)}
+    flags = {name: "--" + name.replace("_", "-") for name in fields}
+    flags.update({name: flags[field] for name, field in PYTHON_ARGUMENTS.items() if field in fields})
+    return flags
+
+
+def flag_message(message: str, config: Any) -> str:
+    """``message`` with the Python arguments it names written as the CLI flags that set them.
+
+    ``repo_id='x'`` -> ``--repo 'x'``, ``trust_remote_code=True`` -> ``--trust-remote-code``,
+    ``=False`` -> ``--no-…`` (tyro's negation), a bare ``trust_remote_code`` -> ``--trust-remote-code``.
+    Only arguments of the subcommand run are rewritten: others have no flag to name.
+    """
+    flags = _flags_of(config)
+    if not flags:
+        return message
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+
+    def assignment(match: re.Match[str]) -> str:
+        flag, value = flags[match.group(1)], match.group(2)
+        if value == "True":
+            return flag
+        if value == "False":
+            return "--no-" + flag.removeprefix("--")
+        return f"{flag} {value}"
+
+    message = re.sub(rf"(?<![\w.-])({names})=(True|False|'[^']*'|\"[^\"]*\"|[^\s,;)]+)", assignment, message)
+    # A bare option name ("loaded only with trust_remote_code"); hyperparameter keys such as
+    # n_timesteps are named bare too, as file keys, and stay as they are.
+    for name in BARE_ARGUMENTS & flags.keys():
+        message = re.sub(rf"(?<![\w.-]){name}(?![\w=:])", flags[name], message)
+    return message
+
+
+def _is_input_error(error: BaseException) -> bool:
+    """Bad input (ours or an agent's ValueError), a missing file, a folder in use, a Hub failure."""
+    if isinstance(error, ValueError | OSError | ImportError):
+        return True
+    return type(error).__module__.startswith("zoo.hub")
+
+
 def dispatch(config: Any) -> None:
     """Check a parsed config (its ``validate()``, before anything is built), then call its handler."""
     validate = getattr(config, "validate", None)
@@ -124,10 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=arguments, prog="zoo")
     try:
         dispatch(config)
-    except (ValueError, OSError, ImportError) as error:
-        # Bad input (ours or an agent's ValueError), a missing file, a folder in use: one line.
+    except Exception as error:
+        if not _is_input_error(error):
+            raise
         message = " ".join(str(error).split()) or type(error).__name__
-        print(f"zoo: error: {message}", file=sys.stderr)
+        print(f"zoo: error: {flag_message(message, config)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -188,14 +188,31 @@ class PbtCommandConfig:
         check_device(self.device)
 
 
+AdCommand = Union[  # noqa: UP007 - tyro reads subcommands from a typing.Union
+    Annotated[AdCollectConfig, tyro.conf.subcommand("collect")],
+    Annotated[AdTrainConfig, tyro.conf.subcommand("train")],
+    Annotated[AdEvalConfig, tyro.conf.subcommand("eval")],
+]
+
+
+def ad(command: Annotated[AdCommand, tyro.conf.OmitSubcommandPrefixes, tyro.conf.arg(name="")]) -> Any:
+    """Algorithm Distillation: collect learning histories (collect), train the transformer on them (train),
+    evaluate it in context on held-out tasks (eval)."""
+    # A function, not the Union itself, so that zoo --help shows this docstring, not typing.Union's.
+    return command
+
+
 def subcommands() -> dict[str, Any]:
     """Extra ``name -> config dataclass`` entries for the ``zoo`` command."""
-    ad_commands = Union[  # noqa: UP007 - tyro reads subcommands from a typing.Union
-        Annotated[AdCollectConfig, tyro.conf.subcommand("collect")],
-        Annotated[AdTrainConfig, tyro.conf.subcommand("train")],
-        Annotated[AdEvalConfig, tyro.conf.subcommand("eval")],
-    ]
-    return {"ad": ad_commands, "pbt": PbtCommandConfig}
+    return {"ad": ad, "pbt": PbtCommandConfig}
+
+
+def describe_dataset(dataset: Any) -> str:
+    """One line on a learning-history dataset: histories, episodes, steps (not the object's repr)."""
+    histories = list(getattr(dataset, "histories", []))
+    episodes = sum(int(getattr(history, "episodes", 0)) for history in histories)
+    steps = sum(len(history) for history in histories)
+    return f"{len(histories)} learning histories, {episodes} episodes, {steps} steps"
 
 
 def make_source(name: str, params: dict[str, Any]) -> Any:
@@ -227,7 +244,7 @@ def run_ad_collect(config: AdCollectConfig) -> None:
     dataset = collect_histories(
         config.env, source, config.output, episodes=config.episodes, tasks=tasks, seed=config.seed
     )
-    print(f"Dataset: {config.output} ({dataset})")
+    print(f"Dataset: {config.output} ({describe_dataset(dataset)})")
 
 
 def run_ad_train(config: AdTrainConfig) -> None:
@@ -312,6 +329,8 @@ def run_pbt(config: PbtCommandConfig) -> None:
             device=config.device,
         )
     )
+    from zoo.cli import clean
+
     summary = {
         "best_return": result.best_return,
         "best_config": result.best_config,
@@ -319,7 +338,8 @@ def run_pbt(config: PbtCommandConfig) -> None:
         "lambda_schedules": result.lambda_schedules,
     }
     atomic_write_text(output / "result.json", json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"Best return {result.best_return:.2f} with {result.best_config}; result: {output / 'result.json'}")
+    best_config = ", ".join(f"{key}={value}" for key, value in clean(dict(result.best_config)).items())
+    print(f"Best return {result.best_return:.2f} with {best_config}; result: {output / 'result.json'}")
 
 
 def handler_for(config: Any) -> Callable[[Any], None]:

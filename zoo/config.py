@@ -62,6 +62,8 @@ class TrainConfig:
     """Write a resumable checkpoint every this many environment steps (default: a tenth of the budget)."""
     resume: bool = False
     """Continue the latest run of this algo and env from its last checkpoint."""
+    vec_env: Literal["auto", "native", "dummy"] = "auto"
+    """Vector env: native (the zoo's numpy vector env), dummy (SB3's DummyVecEnv of single envs), or auto (native when the env has one)."""
     progress_bar: bool = True
     """Show a progress bar."""
     verbose: int = 0
@@ -89,8 +91,16 @@ class EnjoyConfig:
     """Run folder (default: the latest logs/<algo>/<env>_<n>)."""
     repo: str | None = None
     """Load the agent from this Hub repo id instead of a run folder."""
+    trust_remote_code: bool = False
+    """With --repo: accept a pickled SB3 .zip from the Hub (runs code from the network)."""
     log_folder: str = "logs"
     """Root folder of the run folders."""
+    load_best: bool = False
+    """Load the run's best_model.zip (the best evaluation) instead of its final agent."""
+    load_checkpoint: int | None = None
+    """Load the run's checkpoint of this many steps (rl_model_<steps>_steps.zip) instead of its final agent."""
+    load_last_checkpoint: bool = False
+    """Load the run's newest checkpoint instead of its final agent."""
     episodes: int = 5
     """Episodes to run."""
     deterministic: bool = True
@@ -111,6 +121,26 @@ class EnjoyConfig:
         check_device(self.device)
         if self.run is not None and self.repo is not None:
             raise ValueError(f"--run {self.run} and --repo {self.repo} both given; give one of them")
+        check_at_least("--load-checkpoint", self.load_checkpoint)
+        chosen = [
+            flag
+            for flag, given in (
+                ("--load-best", self.load_best),
+                (f"--load-checkpoint {self.load_checkpoint}", self.load_checkpoint is not None),
+                ("--load-last-checkpoint", self.load_last_checkpoint),
+            )
+            if given
+        ]
+        if len(chosen) > 1:
+            raise ValueError(f"{' and '.join(chosen)} both given; give one of them")
+        if chosen and self.repo is not None:
+            raise ValueError(
+                f"{chosen[0]} picks a file of a run folder; it does not go with --repo {self.repo}"
+            )
+        if self.trust_remote_code and self.repo is None:
+            raise ValueError(
+                "--trust-remote-code is for --repo (a Hub agent); a run folder is loaded without it"
+            )
 
 
 @dataclass

@@ -1,14 +1,20 @@
 """Hyperparameter files (``zoo/hyperparams/<algo>.yml``) and ``--params key:value`` overrides.
 
-A file maps env ids to settings; ``default:`` applies to any env not listed, and an env's
-entry is merged over the default. Besides the agent's constructor arguments, these keys are
-understood by the runner:
+A file maps env ids to settings; ``default:`` applies to any env not listed. The files are
+rl-baselines3-zoo hyperparameter files (``python -m rl_zoo3.train -conf zoo/hyperparams/ppo.yml``
+reads them): rl_zoo3 takes an env's entry alone, without the default, so every entry is complete,
+written as the default plus its own keys with YAML's merge key (``<<: *default``). The zoo still
+merges an entry over ``default:``, so a hand-written file without the merge key works here too.
+Besides the agent's constructor arguments, these keys are understood by the runner, and by rl_zoo3:
 
 - ``n_timesteps``: the training budget when ``-n`` is not given;
 - ``n_envs``: number of parallel environments;
-- ``vec_env``: ``"native"`` to use the zoo's numpy vector env, else ``"dummy"``;
 - ``env_kwargs``: arguments for ``gym.make``;
 - ``replay_buffer_class``: ``"HerReplayBuffer"`` selects SB3's HER buffer.
+
+Which vector env runs the envs (the zoo's native numpy one or SB3's ``DummyVecEnv``) is the
+``--vec-env`` flag, as in rl_zoo3, not a hyperparameter: a key rl_zoo3 does not know would reach
+the agent's constructor there.
 
 Schedules are written as strings (``lin_3e-4``, ``lin_2.0_0.0``, ``exp_2.0_0.999``) and turned
 into callables by the agents / the runner.
@@ -26,7 +32,7 @@ from typing import Any
 
 import yaml
 
-RUNNER_KEYS = frozenset({"n_timesteps", "n_envs", "vec_env", "env_kwargs", "eval_freq", "n_eval_episodes"})
+RUNNER_KEYS = frozenset({"n_timesteps", "n_envs", "env_kwargs"})
 
 #: Counts and sizes of SB3 / sb3-contrib constructors and of the runner that must be 1 or more.
 POSITIVE_INTEGER_KEYS = frozenset(
@@ -44,8 +50,6 @@ POSITIVE_INTEGER_KEYS = frozenset(
         "stats_window_size",
         "cg_max_steps",
         "n_critic_updates",
-        "eval_freq",
-        "n_eval_episodes",
     }
 )
 #: Integer hyperparameters where 0 is meaningful (no warm-up, no quantiles dropped).
@@ -60,6 +64,11 @@ RESERVED_KEYS: dict[str, str] = {
     "teacher": "--teacher",
     "env": "--env",
     "tensorboard_log": "the run folder (its tensorboard/ subfolder)",
+    # Runner settings that are flags in rl_zoo3 too; in a hyperparameter file they would reach
+    # the agent's constructor when rl_zoo3 reads it.
+    "vec_env": "--vec-env",
+    "eval_freq": "--eval-freq",
+    "n_eval_episodes": "--eval-episodes",
 }
 
 

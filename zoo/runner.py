@@ -1,9 +1,20 @@
 """The experiment runner behind ``zoo train`` / ``zoo enjoy``: builds objects from a config and calls them.
 
-Run folders follow rl-baselines3-zoo: ``<log_folder>/<algo>/<env>_<n>/`` with the model,
-``config.yml`` (the hyperparameters used), ``args.yml`` (the command's arguments),
-``command.txt``, TensorBoard events, ``evaluations.npz``, ``results.json``, a learning-curve PNG
-and ``checkpoints/`` from which ``--resume`` continues.
+Run folders are rl-baselines3-zoo's, so ``python -m rl_zoo3.enjoy`` / ``--load-checkpoint`` read
+zoo runs and ``zoo enjoy`` reads rl_zoo3's::
+
+    <log_folder>/<algo>/<EnvName>_<n>/
+        <EnvName>.zip                      the final agent (SB3 zip)
+        <EnvName>/config.yml, args.yml     hyperparameters used, the command's arguments
+        rl_model_<steps>_steps.zip         checkpoints, as SB3's CheckpointCallback names them
+        rl_model_replay_buffer_<steps>_steps.pkl   the latest checkpoint's replay buffer (off-policy)
+        best_model.zip, evaluations.npz    the best evaluated agent, SB3's evaluation record
+        0.monitor.csv …                    SB3 Monitor episode logs
+        tensorboard/                       TensorBoard events
+
+and the zoo's own files: ``model/`` (the pickle-free agent, safetensors + JSON, loaded first),
+``results.json``, ``learning_curve.png`` and ``command.txt``. ``<EnvName>`` is the env id with
+``/`` turned into ``-`` (huggingface_sb3's ``EnvironmentName``, which rl_zoo3 uses).
 """
 
 from __future__ import annotations
@@ -41,10 +52,16 @@ from zoo.io import (
 )
 from zoo.params import RUNNER_KEYS, check_hyperparams, load_hyperparams, parse_params
 
-CHECKPOINT_MODEL = "last.zip"
-CHECKPOINT_BUFFER = "replay_buffer.pkl"
-CHECKPOINT_STATE = "state.json"
+#: SB3's ``CheckpointCallback`` file names (rl_zoo3 gives it ``name_prefix="rl_model"``).
+CHECKPOINT_PREFIX = "rl_model"
+_CHECKPOINT_ZIP = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)_steps\.zip$")
+_CHECKPOINT_BUFFER = re.compile(rf"^{CHECKPOINT_PREFIX}_replay_buffer_(\d+)_steps\.pkl$")
+#: Where zoo runs before the rl_zoo3 layout kept their one checkpoint (still resumed from).
+LEGACY_CHECKPOINT = Path("checkpoints") / "last.zip"
+LEGACY_BUFFER = Path("checkpoints") / "replay_buffer.pkl"
 EVALUATIONS = "evaluations.npz"
+BEST_MODEL = "best_model.zip"
+VEC_NORMALIZE = "vecnormalize.pkl"
 #: Held (``flock``) by the ``zoo train`` running a folder; the OS drops it when that process dies.
 LOCK_FILE = ".train.lock"
 #: ``gym.make``'s own keyword arguments, accepted with --env-kwargs besides the env's.
@@ -65,6 +82,24 @@ def check_env_id(env_id: str) -> str:
         f"--env {env_id!r} is not a registered environment. Zoo environments: {', '.join(zoo.envs.ENV_IDS)} "
         "(any other Gymnasium id works too)"
     )
+
+
+def run_env_name(env_id: str) -> str:
+    """``<EnvName>`` of run folders and files, as rl_zoo3 writes it (huggingface_sb3's ``EnvironmentName``).
+
+    ``/`` becomes ``-`` (``zoo/DarkRoom-v0`` -> ``zoo-DarkRoom-v0``) and a ``module:`` prefix is
+    dropped (``zoo:zoo/DarkRoom-v0`` names the same folders).
+    """
+    name = env_name(env_id)
+    _, colon, after = name.partition(":")
+    if ":" in after:
+        raise ValueError(f"--env {env_id!r} has more than one ':'; use module:env_id or env_id")
+    return after if colon else name
+
+
+def params_folder(run_dir: Path) -> Path:
+    """``<run>/<EnvName>/``, where rl_zoo3 keeps ``config.yml``, ``args.yml`` and ``vecnormalize.pkl``."""
+    return run_dir / run_dir.name.rpartition("_")[0]
 
 
 def numbered_folders(root: str | Path, prefix: str) -> list[Path]:
@@ -98,28 +133,41 @@ def new_numbered_folder(root: str | Path, prefix: str) -> Path:
 
 def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
     """Existing run folders of ``algo`` on ``env_id``, oldest first."""
-    return numbered_folders(Path(log_folder) / algo, env_name(env_id))
+    return numbered_folders(Path(log_folder) / algo, run_env_name(env_id))
+
+
+def checkpoint_paths(run_dir: Path, steps: int) -> tuple[Path, Path]:
+    """The checkpoint zip and replay buffer of ``steps``, named as SB3's ``CheckpointCallback`` names them."""
+    return (
+        run_dir / f"{CHECKPOINT_PREFIX}_{steps}_steps.zip",
+        run_dir / f"{CHECKPOINT_PREFIX}_replay_buffer_{steps}_steps.pkl",
+    )
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """A run folder's checkpoint zips ``(steps, path)``, oldest first."""
+    found = [
+        (int(match.group(1)), path)
+        for path in run_dir.glob(f"{CHECKPOINT_PREFIX}_*_steps.zip")
+        if (match := _CHECKPOINT_ZIP.match(path.name)) and path.is_file()
+    ]
+    return sorted(found)
 
 
 def _model_files(run_dir: Path) -> list[Path]:
-    """Where a run folder may hold its agent, in the order they are preferred.
+    """Where a run folder may hold its final agent, in the order they are preferred.
 
-    ``model/`` is the zoo's pickle-free copy (safetensors + JSON), ``model.zip`` the SB3 zip the
-    zoo writes beside it, ``<EnvName>.zip`` the one rl-baselines3-zoo writes.
+    ``model/`` is the zoo's pickle-free copy (safetensors + JSON), ``<EnvName>.zip`` the SB3 zip
+    that rl-baselines3-zoo and the zoo write, ``model.zip`` the name zoo runs used before.
     """
     env_prefix = run_dir.name.rpartition("_")[0]
-    return [run_dir / "model" / "config.json", run_dir / "model.zip", run_dir / f"{env_prefix}.zip"]
+    return [run_dir / "model" / "config.json", run_dir / f"{env_prefix}.zip", run_dir / "model.zip"]
 
 
 def is_started_run(run_dir: Path) -> bool:
     """A folder that holds a run: its arguments, a checkpoint or a model (an empty one does not)."""
-    env_prefix = run_dir.name.rpartition("_")[0]
-    markers = [
-        run_dir / "args.yml",
-        run_dir / "checkpoints" / CHECKPOINT_MODEL,
-        run_dir / env_prefix / "args.yml",
-    ]
-    return any(path.is_file() for path in markers + _model_files(run_dir))
+    markers = [params_folder(run_dir) / "args.yml", run_dir / "args.yml", run_dir / LEGACY_CHECKPOINT]
+    return bool(checkpoints(run_dir)) or any(path.is_file() for path in markers + _model_files(run_dir))
 
 
 def is_finished_run(run_dir: Path) -> bool:
@@ -257,9 +305,32 @@ def _check_device_available(device: str) -> None:
         raise ValueError("--device mps: MPS is not available on this machine; use auto or cpu")
 
 
-def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwargs: dict[str, Any]) -> Any:
-    """An SB3 VecEnv with episode monitoring: the zoo's native vector env when asked and available."""
+def resolve_vec_env(env_id: str, vec_env: str) -> str:
+    """``--vec-env auto`` -> ``native`` when ``env_id`` registers a numpy vector env, else ``dummy``."""
+    if vec_env not in ("auto", "native", "dummy"):
+        raise ValueError(f"--vec-env {vec_env!r} is not allowed; use auto, native or dummy")
+    if vec_env == "auto":
+        return "native" if gym.spec(env_id).vector_entry_point is not None else "dummy"
+    return vec_env
+
+
+def make_training_env(
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    vec_env: str,
+    env_kwargs: dict[str, Any],
+    monitor_dir: Path | None = None,
+    append: bool = False,
+) -> Any:
+    """An SB3 VecEnv with episode monitoring: the zoo's native vector env when asked and available.
+
+    With ``monitor_dir``, episodes are logged to SB3 Monitor files there as rl_zoo3 does
+    (``0.monitor.csv``, one per env with DummyVecEnv, one for a native vector env); ``append``
+    continues existing files (a resumed run) instead of starting them again.
+    """
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import ResultsWriter
     from stable_baselines3.common.vec_env import VecMonitor
 
     spec = gym.spec(env_id)
@@ -268,18 +339,38 @@ def make_training_env(env_id: str, n_envs: int, seed: int, vec_env: str, env_kwa
 
         native = gym.make_vec(env_id, num_envs=n_envs, **env_kwargs)
         env = VecMonitor(SB3VecEnv(native))
+        if monitor_dir is not None:
+            # VecMonitor does not pass SB3's override_existing on; its writer is set here instead.
+            env.results_writer = ResultsWriter(
+                str(monitor_dir / "0"),
+                header={"t_start": env.t_start, "env_id": env_id},
+                override_existing=not append,
+            )
         env.seed(seed)
         return env
     if vec_env not in ("native", "dummy"):
-        raise ValueError(f"vec_env={vec_env!r} is not allowed; use 'native' or 'dummy'")
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+        raise ValueError(f"--vec-env {vec_env!r} is not allowed; use auto, native or dummy")
+    return make_vec_env(
+        env_id,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        monitor_dir=None if monitor_dir is None else str(monitor_dir),
+        monitor_kwargs={"override_existing": not append},
+    )
 
 
 def _make_env_or_explain(
-    env_id: str, n_envs: int, seed: int, vec_env: str, env_kwargs: dict[str, Any]
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    vec_env: str,
+    env_kwargs: dict[str, Any],
+    monitor_dir: Path | None = None,
+    append: bool = False,
 ) -> Any:
     try:
-        return make_training_env(env_id, n_envs, seed, vec_env, env_kwargs)
+        return make_training_env(env_id, n_envs, seed, vec_env, env_kwargs, monitor_dir, append)
     except TypeError as error:  # an argument the (vector) env refuses that its signature did not show
         raise ValueError(
             f"--env {env_id} could not be made with --env-kwargs {env_kwargs}: {error}"
@@ -290,16 +381,15 @@ def _checkpoint_callback(run_dir: Path, every: int, n_envs: int) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class AtomicCheckpoint(BaseCallback):
-        """Writes ``checkpoints/last.zip`` (and the replay buffer) atomically every ``every`` steps."""
+        """SB3's ``CheckpointCallback`` files (``rl_model_<steps>_steps.zip``), each written atomically."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.folder = run_dir / "checkpoints"
             self.every = max(every // n_envs, 1)
 
         def _on_step(self) -> bool:
             if self.n_calls % self.every == 0:
-                save_checkpoint(self.model, self.folder)
+                save_checkpoint(self.model, run_dir)
             return True
 
     return AtomicCheckpoint()
@@ -335,7 +425,9 @@ def _evaluation_callback(
 
         SB3 keeps its records only when ``log_path`` is set and then writes them in place with
         ``np.savez``; here ``log_path`` is an in-memory buffer during each step, and the buffer
-        is written with the shared atomic writer.
+        is written with the shared atomic writer. ``best_model.zip`` (rl_zoo3's ``--load-best``)
+        is written the same way when an evaluation beats every earlier one, the earlier
+        segments' included.
         """
 
         def __init__(self) -> None:
@@ -347,28 +439,44 @@ def _evaluation_callback(
                 self.evaluations_length = previous["ep_lengths"].tolist()
                 if "successes" in previous:
                     self.evaluations_successes = previous["successes"].tolist()
+                if len(previous["results"]):
+                    self.best_mean_reward = float(np.max(np.mean(previous["results"], axis=-1)))
 
         def _on_step(self) -> bool:
             buffer = io.BytesIO()
             self.log_path = buffer  # type: ignore[assignment]
+            best_before = self.best_mean_reward
             try:
                 keep_going = super()._on_step()
             finally:
                 self.log_path = None
             if buffer.tell() > 0:
                 atomic_write_bytes(self.target, buffer.getvalue())
+            if self.best_mean_reward > best_before:
+                atomic_save_model(self.model, run_dir / BEST_MODEL)
             return keep_going
 
     return ContinuingEvaluation()
 
 
-def save_checkpoint(model: Any, folder: Path) -> None:
-    """Model zip, replay buffer (off-policy) and step count, each written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if getattr(model, "replay_buffer", None) is not None:
-        atomic_save_replay_buffer(model, folder / CHECKPOINT_BUFFER)
-    atomic_save_model(model, folder / CHECKPOINT_MODEL)
-    atomic_write_text(folder / CHECKPOINT_STATE, json.dumps({"num_timesteps": int(model.num_timesteps)}))
+def save_checkpoint(model: Any, run_dir: Path) -> Path:
+    """``rl_model_<steps>_steps.zip`` (and the replay buffer), each written atomically.
+
+    The zip is written last: a checkpoint exists once its zip does. Every checkpoint zip is kept
+    (rl_zoo3's ``--load-checkpoint <steps>``); only the newest replay buffer is, since a buffer
+    can be gigabytes and ``--resume`` needs only the last one.
+    """
+    steps = int(model.num_timesteps)
+    model_path, buffer_path = checkpoint_paths(run_dir, steps)
+    has_buffer = getattr(model, "replay_buffer", None) is not None
+    if has_buffer:
+        atomic_save_replay_buffer(model, buffer_path)
+    atomic_save_model(model, model_path)
+    if has_buffer:  # only now: until the new zip exists, the older checkpoint is the one to resume
+        for older in run_dir.glob(f"{CHECKPOINT_PREFIX}_replay_buffer_*_steps.pkl"):
+            if older != buffer_path and _CHECKPOINT_BUFFER.match(older.name):
+                older.unlink(missing_ok=True)
+    return model_path
 
 
 def _teacher_kwargs(config: TrainConfig, env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -394,17 +502,19 @@ class TrainingPlan:
     cls: Any
     """The agent class."""
     hyperparams: dict[str, Any]
-    """The agent's constructor arguments as written to config.yml (plain YAML values)."""
+    """The agent's constructor arguments (plain YAML values)."""
     agent_kwargs: dict[str, Any]
     """The same with schedules and classes resolved, and the teacher."""
     env_kwargs: dict[str, Any]
-    """Arguments of ``gym.make``."""
+    """Arguments of ``gym.make`` (the file's, then --env-kwargs)."""
     n_timesteps: int
     """Training budget."""
     n_envs: int
     """Parallel training environments."""
     vec_env: str
-    """``native`` or ``dummy``."""
+    """``native`` or ``dummy`` (``--vec-env auto`` resolved)."""
+    saved_hyperparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The hyperparameter entry as used (file, then --params), runner keys included: config.yml."""
 
 
 def plan_training(config: TrainConfig) -> TrainingPlan:
@@ -415,6 +525,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     config.validate()
     check_algo(config.algo)
     check_env_id(config.env)
+    run_env_name(config.env)
     _check_device_available(config.device)
     cls = algo_class(config.algo)
     overrides = parse_params(config.params)
@@ -423,6 +534,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
         overrides=overrides.keys(),
         source=f"zoo/hyperparams/{config.algo}.yml ({config.env})",
     )
+    saved_hyperparams = _plain(copy.deepcopy(hyperparams))
     env_kwargs = dict(hyperparams.pop("env_kwargs", None) or {})
     env_kwargs.update(parse_params(config.env_kwargs, flag="--env-kwargs"))
     if "task" in env_kwargs:
@@ -430,7 +542,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     check_env_kwargs(config.env, env_kwargs)
     n_timesteps = int(config.n_timesteps or hyperparams.get("n_timesteps", 100_000))
     n_envs = int(hyperparams.get("n_envs", 1))
-    vec_env = str(hyperparams.get("vec_env", "dummy"))
+    vec_env = resolve_vec_env(config.env, config.vec_env)
     for key in RUNNER_KEYS:
         hyperparams.pop(key, None)
     allowed = _constructor_parameters(cls)
@@ -444,7 +556,9 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     # config.yml must record what was given.
     agent_kwargs = _resolve_special_values(copy.deepcopy(hyperparams))
     agent_kwargs.update(_teacher_kwargs(config, env_kwargs))
-    return TrainingPlan(cls, hyperparams, agent_kwargs, env_kwargs, n_timesteps, n_envs, vec_env)
+    return TrainingPlan(
+        cls, hyperparams, agent_kwargs, env_kwargs, n_timesteps, n_envs, vec_env, saved_hyperparams
+    )
 
 
 def _build_model(config: TrainConfig, plan: TrainingPlan, env: Any) -> Any:
@@ -464,17 +578,27 @@ def _build_model(config: TrainConfig, plan: TrainingPlan, env: Any) -> Any:
         ) from error
 
 
+def run_arguments(config: TrainConfig, plan: TrainingPlan) -> dict[str, Any]:
+    """``args.yml``: the command's arguments, sorted as rl_zoo3 writes them.
+
+    ``env_kwargs`` holds the env arguments used (a mapping, or null), as in rl_zoo3's ``args.yml``,
+    whose ``enjoy`` passes it to ``gym.make``; the ``--env-kwargs`` pairs as typed are in command.txt.
+    """
+    arguments = dataclasses.asdict(config)
+    arguments["env_kwargs"] = _plain(plan.env_kwargs) or None
+    arguments["vec_env"] = plan.vec_env
+    return dict(sorted(arguments.items()))
+
+
 def _write_run_files(
     run_dir: Path, config: TrainConfig, plan: TrainingPlan, command: list[str] | None
 ) -> None:
-    """config.yml, env_kwargs.yml, command.txt, then args.yml, which marks the folder as a run."""
-    atomic_write_yaml(
-        run_dir / "config.yml", {"env_id": config.env, "n_envs": plan.n_envs, **plan.hyperparams}
-    )
-    if plan.env_kwargs:
-        atomic_write_yaml(run_dir / "env_kwargs.yml", _plain(plan.env_kwargs))
+    """``<EnvName>/config.yml``, command.txt, then ``<EnvName>/args.yml``, which marks the folder as a run."""
+    params = params_folder(run_dir)
+    params.mkdir(exist_ok=True)
+    atomic_write_yaml(params / "config.yml", dict(sorted(plan.saved_hyperparams.items())))
     atomic_write_text(run_dir / "command.txt", _command_line(command) + "\n")
-    atomic_write_yaml(run_dir / "args.yml", dataclasses.asdict(config))
+    atomic_write_yaml(params / "args.yml", run_arguments(config, plan))
 
 
 def _command_line(command: list[str] | None) -> str:
@@ -486,21 +610,28 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
 
     Every input is checked, the envs and the agent are built, and only then is a run folder
     made: a run that fails its checks leaves nothing behind. The folder is locked while the
-    run writes to it (see :func:`run_lock`); ``--resume`` continues the latest run's checkpoint
-    and appends to its ``evaluations.npz``.
+    run writes to it (see :func:`run_lock`); ``--resume`` continues the latest run's newest
+    checkpoint, appends to its ``evaluations.npz`` and Monitor files.
     """
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.evaluation import evaluate_policy
 
     plan = plan_training(config)
     resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
+    make_env = _make_env_or_explain
     with contextlib.ExitStack() as stack:
         if resume_dir is not None:
             stack.enter_context(run_lock(resume_dir))
-        env = _make_env_or_explain(config.env, plan.n_envs, config.seed, plan.vec_env, plan.env_kwargs)
-        stack.callback(env.close)
+            env = make_env(
+                config.env, plan.n_envs, config.seed, plan.vec_env, plan.env_kwargs, resume_dir, True
+            )
+        else:
+            # Unmonitored: its Monitor files would need the run folder, made once all checks pass.
+            env = make_env(config.env, plan.n_envs, config.seed, plan.vec_env, plan.env_kwargs)
+        envs = [env]
+        stack.callback(lambda: [each.close() for each in envs])
         check_action_space(config.algo, config.env, env.action_space)
-        eval_env = _make_env_or_explain(config.env, 1, config.seed + 10_000, plan.vec_env, plan.env_kwargs)
+        eval_env = make_env(config.env, 1, config.seed + 10_000, plan.vec_env, plan.env_kwargs)
         stack.callback(eval_env.close)
 
         if resume_dir is not None:
@@ -513,14 +644,21 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             atomic_write_text(command_file, earlier + _command_line(command) + "\n")
         else:
             model = _build_model(config, plan, env)
-            run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
+            run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, run_env_name(config.env))
             try:
                 # Locked before args.yml makes it a run that a --resume elsewhere could pick.
                 stack.enter_context(run_lock(run_dir))
                 _write_run_files(run_dir, config, plan, command)
+                monitored = make_env(
+                    config.env, plan.n_envs, config.seed, plan.vec_env, plan.env_kwargs, run_dir
+                )
+                envs.append(monitored)
+                model.set_env(monitored)
             except BaseException:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 raise
+            envs.remove(env)
+            env.close()
             model.tensorboard_log = str(run_dir / "tensorboard")
             previous = {}
 
@@ -546,14 +684,14 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
                     reset_num_timesteps=resume_dir is None,
                 )
             except Exception:
-                if resume_dir is None and not (run_dir / "checkpoints" / CHECKPOINT_MODEL).is_file():
+                if resume_dir is None and not checkpoints(run_dir):
                     # Failed at its first steps (a hyperparameter SB3 only trips over in learn):
                     # nothing worth resuming, and the folder would hide the run before it.
                     shutil.rmtree(run_dir, ignore_errors=True)
                 raise
         elapsed = time.perf_counter() - started
-        save_checkpoint(model, run_dir / "checkpoints")
-        atomic_save_model(model, run_dir / "model.zip")
+        save_checkpoint(model, run_dir)
+        atomic_save_model(model, run_dir / f"{run_env_name(config.env)}.zip")
         _save_safetensors(model, run_dir / "model", config.env, plan.env_kwargs)
 
         mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=config.eval_episodes)
@@ -561,10 +699,10 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             "env_id": config.env,
             "algo": config.algo,
             "num_timesteps": int(model.num_timesteps),
-            "mean_return": float(mean_return),
-            "std_return": float(std_return),
+            "mean_return": clean_number(mean_return),
+            "std_return": clean_number(std_return),
             "eval_episodes": config.eval_episodes,
-            "train_seconds": elapsed,
+            "train_seconds": round(elapsed, 3),
         }
         atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
         evaluations = run_dir / EVALUATIONS
@@ -573,6 +711,11 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
 
             plot_evaluations(evaluations, run_dir / "learning_curve.png", f"{config.algo} on {config.env}")
     return run_dir
+
+
+def clean_number(value: Any, digits: int = 6) -> float:
+    """A float without float32 noise (``0.20000000298023224`` -> ``0.2``): ``digits`` decimals."""
+    return round(float(value), digits)
 
 
 def _check_same_evaluation_size(run_dir: Path, previous: dict[str, np.ndarray], eval_episodes: int) -> None:
@@ -608,53 +751,114 @@ def _save_safetensors(model: Any, folder: Path, env_id: str, env_kwargs: dict[st
         save_agent(model, folder, env_id=env_id)
 
 
+def latest_checkpoint(run_dir: Path) -> tuple[Path, Path | None] | None:
+    """The newest checkpoint zip of a run folder and its replay buffer (if kept), or None.
+
+    ``rl_model_<steps>_steps.zip`` as the zoo and rl_zoo3 (``--save-freq``) write them, else the
+    ``checkpoints/last.zip`` of zoo runs made before the rl_zoo3 layout.
+    """
+    found = checkpoints(run_dir)
+    if found:
+        steps, path = found[-1]
+        buffer = checkpoint_paths(run_dir, steps)[1]
+        return path, buffer if buffer.is_file() else None
+    legacy = run_dir / LEGACY_CHECKPOINT
+    if legacy.is_file():
+        buffer = run_dir / LEGACY_BUFFER
+        return legacy, buffer if buffer.is_file() else None
+    return None
+
+
 def _load_checkpoint(
     cls: Any, run_dir: Path, env: Any, config: TrainConfig, agent_kwargs: dict[str, Any]
 ) -> Any:
-    folder = run_dir / "checkpoints"
-    checkpoint = folder / CHECKPOINT_MODEL
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoint ({checkpoint} is missing)")
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        raise FileNotFoundError(
+            f"--resume: {run_dir} has no checkpoint ({CHECKPOINT_PREFIX}_<steps>_steps.zip is missing)"
+        )
+    checkpoint, buffer = found
     try:
         model = cls.load(checkpoint, env=env, device=config.device)
     except Exception as error:
         raise ValueError(f"--resume: the checkpoint {checkpoint} could not be loaded: {error}") from error
-    buffer = folder / CHECKPOINT_BUFFER
-    if buffer.is_file() and getattr(model, "replay_buffer", None) is not None:
+    if buffer is not None and getattr(model, "replay_buffer", None) is not None:
         model.load_replay_buffer(buffer)
     if "teacher" in agent_kwargs and hasattr(model, "set_teacher"):
         model.set_teacher(agent_kwargs["teacher"])
     return model
 
 
+def _selects_a_zip(config: Any) -> bool:
+    """Whether ``zoo enjoy`` was asked for the best model or a checkpoint rather than the final agent."""
+    return bool(
+        getattr(config, "load_best", False)
+        or getattr(config, "load_checkpoint", None) is not None
+        or getattr(config, "load_last_checkpoint", False)
+    )
+
+
 def _run_folder_of(config: Any) -> Path:
-    """``--run``, or the newest finished run of ``--algo`` on ``--env``."""
+    """``--run``, or the newest run of ``--algo`` on ``--env`` (a finished one unless a checkpoint is asked for)."""
     if config.run:
         run_dir = Path(config.run)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"--run {run_dir} is not a folder")
         return run_dir
-    return latest_run(config.log_folder, config.algo, config.env, finished=True)
+    return latest_run(config.log_folder, config.algo, config.env, finished=not _selects_a_zip(config))
 
 
-def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """A YAML file's mapping, or {} (absent, not a mapping, or rl-baselines3-zoo's Python-tagged YAML)."""
+class _RunYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus what rl_zoo3's run files hold, without running anything.
+
+    rl_zoo3 dumps ``config.yml`` / ``args.yml`` as ``OrderedDict`` objects (YAML's
+    ``!!python/object/apply:collections.OrderedDict`` with a list of pairs): read as a dict.
+    ``!!python/tuple`` is read as a tuple; any other Python tag (a class, an object) as None:
+    nothing is imported or called.
+    """
+
+
+def _ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
+    if isinstance(node, yaml.SequenceNode):
+        arguments = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):  # the long form, with args: / state:
+        arguments = loader.construct_mapping(node, deep=True).get("args", [])
+    else:
+        return {}
+    pairs = arguments[0] if arguments else []
+    return {pair[0]: pair[1] for pair in pairs if isinstance(pair, list | tuple) and len(pair) == 2}
+
+
+def _tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[Any, ...]:
+    return tuple(loader.construct_sequence(node, deep=True))  # type: ignore[arg-type]
+
+
+def _python_object(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> None:
+    return None
+
+
+_RunYamlLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
+_RunYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple)
+_RunYamlLoader.add_multi_constructor("tag:yaml.org,2002:python/", _python_object)
+
+
+def read_run_yaml(path: Path) -> dict[str, Any]:
+    """A run file's mapping (the zoo's plain YAML or rl_zoo3's OrderedDict dump), or {} (absent, not a mapping)."""
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_RunYamlLoader)
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def recorded_run(run_dir: Path) -> dict[str, str]:
-    """The env id and algo a run folder says it was trained with (``args.yml``, ``config.yml``)."""
+    """The env id and algo a run folder says it was trained with (``<EnvName>/args.yml``, older zoo files)."""
     recorded: dict[str, str] = {}
-    env_prefix = run_dir.name.rpartition("_")[0]
-    for folder in (run_dir, run_dir / env_prefix):
-        args = _read_yaml_mapping(folder / "args.yml")
-        config = _read_yaml_mapping(folder / "config.yml")
+    for folder in (params_folder(run_dir), run_dir):
+        args = read_run_yaml(folder / "args.yml")
+        config = read_run_yaml(folder / "config.yml")
         for key, value in (
             ("env", args.get("env")),
             ("env", config.get("env_id")),
@@ -680,13 +884,45 @@ def _check_run_matches(run_dir: Path, algo: str, env_id: str) -> None:
         )
 
 
-def load_run_agent(run_dir: Path, algo: str, env_id: str, device: str) -> Any:
+def selected_zip(run_dir: Path, config: Any) -> Path | None:
+    """The zip ``--load-best`` / ``--load-checkpoint N`` / ``--load-last-checkpoint`` name, as rl_zoo3's enjoy reads them.
+
+    None without those flags (the final agent).
+
+    :raises FileNotFoundError: naming the file, and the checkpoints the run has.
+    """
+    if not _selects_a_zip(config):
+        return None
+    if getattr(config, "load_best", False):
+        path, flag = run_dir / BEST_MODEL, "--load-best"
+    elif getattr(config, "load_checkpoint", None) is not None:
+        path = checkpoint_paths(run_dir, int(config.load_checkpoint))[0]
+        flag = f"--load-checkpoint {config.load_checkpoint}"
+    else:
+        found = checkpoints(run_dir)
+        if not found:
+            raise FileNotFoundError(
+                f"--load-last-checkpoint: {run_dir} has no {CHECKPOINT_PREFIX}_<steps>_steps.zip"
+            )
+        return found[-1][1]
+    if not path.is_file():
+        steps = ", ".join(str(step) for step, _ in checkpoints(run_dir)) or "none"
+        raise FileNotFoundError(f"{flag}: {path} does not exist (checkpoints of this run, in steps: {steps})")
+    return path
+
+
+def load_run_agent(run_dir: Path, algo: str, env_id: str, device: str, zip_path: Path | None = None) -> Any:
     """The trained agent of a run folder: its pickle-free ``model/`` when present, else the SB3 zip.
 
+    Reads zoo runs and rl-baselines3-zoo runs (``<EnvName>.zip``) alike.
+
+    :param zip_path: load this zip of the run instead (a checkpoint, ``best_model.zip``).
     :raises ValueError: if the folder is a run of another env or algo.
     :raises FileNotFoundError: if it holds no agent.
     """
     _check_run_matches(run_dir, algo, env_id)
+    if zip_path is not None:
+        return algo_class(algo).load(zip_path, device=device)
     safe, *zips = _model_files(run_dir)
     if safe.is_file():
         from zoo.hub import load_agent
@@ -700,7 +936,18 @@ def load_run_agent(run_dir: Path, algo: str, env_id: str, device: str) -> Any:
     for path in zips:
         if path.is_file():
             return algo_class(algo).load(path, device=device)
-    raise FileNotFoundError(f"{run_dir} has no model/ or model.zip; train it first with zoo train")
+    others = [
+        flag
+        for flag, there in (
+            ("--load-best", (run_dir / BEST_MODEL).is_file()),
+            ("--load-last-checkpoint", bool(checkpoints(run_dir))),
+        )
+        if there
+    ]
+    hint = f" (it has {' and '.join(others)} to offer)" if others else ""
+    raise FileNotFoundError(
+        f"{run_dir} has no model/ or {zips[0].name}{hint}; train it to the end first with zoo train"
+    )
 
 
 def load_run_model(config: EnjoyConfig) -> Any:
@@ -708,16 +955,48 @@ def load_run_model(config: EnjoyConfig) -> Any:
     if config.repo is not None:
         from zoo.hub import load_from_hub
 
-        return load_from_hub(config.repo, device=config.device)
-    return load_run_agent(_run_folder_of(config), config.algo, config.env, config.device)
+        return load_from_hub(config.repo, device=config.device, trust_remote_code=config.trust_remote_code)
+    run_dir = _run_folder_of(config)
+    return load_run_agent(run_dir, config.algo, config.env, config.device, selected_zip(run_dir, config))
+
+
+def run_env_kwargs(run_dir: Path) -> dict[str, Any]:
+    """The env arguments a run was trained with, e.g. its task.
+
+    rl_zoo3's order: ``<EnvName>/config.yml``'s ``env_kwargs``, replaced by ``args.yml``'s when
+    set; then ``env_kwargs.yml`` of zoo runs made before the rl_zoo3 layout.
+    """
+    params = params_folder(run_dir)
+    stored = read_run_yaml(params / "config.yml").get("env_kwargs") or {}
+    from_args = read_run_yaml(params / "args.yml").get("env_kwargs")
+    if isinstance(from_args, dict):
+        stored = from_args
+    if not stored:
+        stored = read_run_yaml(run_dir / "env_kwargs.yml")
+    if not isinstance(stored, dict):
+        return {}
+    return {key: task_from_json(value) if key == "task" else value for key, value in stored.items()}
 
 
 def _run_env_kwargs(config: EnjoyConfig) -> dict[str, Any]:
-    """The env arguments the run was trained with (``env_kwargs.yml``), e.g. its task."""
     if config.repo is not None:
         return {}
-    stored = _read_yaml_mapping(_run_folder_of(config) / "env_kwargs.yml")
-    return {key: task_from_json(value) for key, value in stored.items()}
+    return run_env_kwargs(_run_folder_of(config))
+
+
+def _normalized(env: Any, config: EnjoyConfig) -> Any:
+    """``env`` with the run's VecNormalize statistics (``<EnvName>/vecnormalize.pkl``), frozen, if it has them."""
+    if config.repo is not None:
+        return env
+    path = params_folder(_run_folder_of(config)) / VEC_NORMALIZE
+    if not path.is_file():
+        return env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    normalized = VecNormalize.load(str(path), env)
+    normalized.training = False
+    normalized.norm_reward = False
+    return normalized
 
 
 def enjoy(config: EnjoyConfig) -> dict[str, Any]:
@@ -731,7 +1010,7 @@ def enjoy(config: EnjoyConfig) -> dict[str, Any]:
     _check_device_available(config.device)
     model = load_run_model(config)
     env_kwargs = _run_env_kwargs(config)
-    env = make_vec_env(config.env, n_envs=1, seed=config.seed, env_kwargs=env_kwargs)
+    env = _normalized(make_vec_env(config.env, n_envs=1, seed=config.seed, env_kwargs=env_kwargs), config)
     try:
         returns, _ = evaluate_policy(
             model,
@@ -742,7 +1021,10 @@ def enjoy(config: EnjoyConfig) -> dict[str, Any]:
         )
     finally:
         env.close()
-    summary: dict[str, Any] = {"returns": returns, "mean_return": float(np.mean(returns))}
+    summary: dict[str, Any] = {
+        "returns": [clean_number(value) for value in returns],
+        "mean_return": clean_number(np.mean(returns)),
+    }
     if config.video:
         from zoo.hub import record_video
 
