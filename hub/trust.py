@@ -1610,3 +1610,71 @@ def check_history_arrays(
     elif observations.dtype.kind == "f" and not np.isfinite(observations).all():
         index = first_bad(~np.isfinite(observations))
         raise UntrustedFileError(files["observations"]["file"], f"observation at index {index} is not finite")
+
+
+def load_optional_history_arrays(
+    manifest_path: Path,
+    key: str,
+    manifest: dict[str, Any],
+    observation: dict[str, Any],
+    arrays: dict[str, Any],
+    *,
+    names: tuple[str, ...],
+) -> dict[str, Any]:
+    """Load the optional arrays a manifest entry lists (older datasets list none).
+
+    The trust boundary's manifest schema checks the four arrays every history has; these are
+    listed beside them and are just as untrusted, so each name is confined to the folder, each
+    header checked (:func:`load_npy`), and shapes, dtypes and values must fit.
+
+    :param manifest_path: the manifest.
+    :param key: the task's key in ``completed``.
+    :param manifest: the manifest as read.
+    :param observation: the checked observation description.
+    :param arrays: the task's four checked arrays.
+    :param names: the optional arrays a history may have (``terminated``, ``truncated``,
+        ``final_observations``).
+    :return: the ones listed, memory-mapped.
+    """
+    import numpy as np
+
+    files = manifest["completed"][key]["files"]
+    root = manifest_path.parent
+    dones = np.asarray(arrays["dones"])
+    found: dict[str, Any] = {}
+    for name in names:
+        where = f"completed.{key}.files.{name}"
+        spec = field(
+            files, name, (dict, type(None)), path=manifest_path, prefix=f"completed.{key}.files", default=None
+        )
+        if spec is None:
+            continue
+        file = contained_file(root, spec.get("file"), path=manifest_path, field_name=f"{where}.file")
+        array = load_npy(file, root=root)
+        if name == "final_observations":
+            shape = [int(np.count_nonzero(dones)), *observation["shape"]]
+            dtype = arrays["observations"].dtype.name
+        else:
+            shape, dtype = [len(dones)], "bool"
+        if list(array.shape) != shape or array.dtype.name != dtype:
+            raise UntrustedFileError(
+                file, f"holds {array.dtype.name}{list(array.shape)}; expected {dtype}{shape}"
+            )
+        found[name] = array
+    if "terminated" in found and "truncated" in found:
+        disagree = (np.asarray(found["terminated"]) | np.asarray(found["truncated"])) != dones
+        if disagree.any():
+            index = int(np.flatnonzero(disagree)[0])
+            raise UntrustedFileError(
+                root / files["terminated"]["file"],
+                f"at index {index}, terminated | truncated disagrees with dones",
+            )
+    final = found.get("final_observations")
+    if final is not None and len(final):
+        check_history_arrays(
+            {"observations": final, "actions": np.zeros(0, np.int64), "rewards": np.zeros(0, np.float32)},
+            files={"observations": {"file": root / files["final_observations"]["file"]}},
+            observation=observation,
+            n_actions=1,
+        )
+    return found

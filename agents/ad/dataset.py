@@ -225,61 +225,6 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return trust.history_manifest(path, format_name=FORMAT_NAME, version=FORMAT_VERSION)
 
 
-def _load_optional_arrays(
-    manifest_path: Path,
-    key: str,
-    manifest: dict[str, Any],
-    observation: dict[str, Any],
-    arrays: dict[str, Any],
-) -> dict[str, np.ndarray]:
-    """Load the optional arrays a manifest entry lists (older datasets list none).
-
-    The trust boundary's manifest schema checks the four arrays every history has; these are
-    listed beside them and are just as untrusted, so each name is confined to the folder, each
-    header checked (:func:`zoo.hub.trust.load_npy`), and shapes, dtypes and values must fit.
-    """
-    files = manifest["completed"][key]["files"]
-    root = manifest_path.parent
-    dones = np.asarray(arrays["dones"])
-    found: dict[str, np.ndarray] = {}
-    for name in OPTIONAL_ARRAY_NAMES:
-        where = f"completed.{key}.files.{name}"
-        spec = trust.field(
-            files, name, (dict, type(None)), path=manifest_path, prefix=f"completed.{key}.files", default=None
-        )
-        if spec is None:
-            continue
-        file = trust.contained_file(root, spec.get("file"), path=manifest_path, field_name=f"{where}.file")
-        array = trust.load_npy(file, root=root)
-        if name == "final_observations":
-            shape = [int(np.count_nonzero(dones)), *observation["shape"]]
-            dtype = arrays["observations"].dtype.name
-        else:
-            shape, dtype = [len(dones)], "bool"
-        if list(array.shape) != shape or array.dtype.name != dtype:
-            raise trust.UntrustedFileError(
-                file, f"holds {array.dtype.name}{list(array.shape)}; expected {dtype}{shape}"
-            )
-        found[name] = array
-    if "terminated" in found and "truncated" in found:
-        disagree = (np.asarray(found["terminated"]) | np.asarray(found["truncated"])) != dones
-        if disagree.any():
-            index = int(np.flatnonzero(disagree)[0])
-            raise trust.UntrustedFileError(
-                root / files["terminated"]["file"],
-                f"at index {index}, terminated | truncated disagrees with dones",
-            )
-    final = found.get("final_observations")
-    if final is not None and len(final):
-        trust.check_history_arrays(
-            {"observations": final, "actions": np.zeros(0, np.int64), "rewards": np.zeros(0, np.float32)},
-            files={"observations": {"file": root / files["final_observations"]["file"]}},
-            observation=observation,
-            n_actions=1,
-        )
-    return found
-
-
 def _load_array(path: Path, expected: dict[str, Any], root: Path) -> np.ndarray:
     array = trust.load_npy(path, root=root)
     if array.dtype.name != expected["dtype"] or list(array.shape) != list(expected["shape"]):
@@ -326,7 +271,9 @@ class HistoryDataset:
             files = entries[str(task_index)]["files"]
             arrays = {name: _load_array(files[name]["file"], files[name], directory) for name in ARRAY_NAMES}
             trust.check_history_arrays(arrays, files=files, observation=observation, n_actions=n_actions)
-            optional = _load_optional_arrays(manifest_path, str(task_index), manifest, observation, arrays)
+            optional = trust.load_optional_history_arrays(
+                manifest_path, str(task_index), manifest, observation, arrays, names=OPTIONAL_ARRAY_NAMES
+            )
             histories.append(History(**arrays, **optional).subsample(subsample))
         all_tasks = manifest["tasks"]
         header = {**manifest, "tasks": [all_tasks[index] for index in task_indices]}
