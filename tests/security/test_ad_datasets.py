@@ -497,6 +497,32 @@ def _(ctx: Ctx) -> Expect:
     return refuse(MANIFEST, "completed.0.files.rewards.file")
 
 
+# The optional arrays (terminated, truncated, final_observations) are as untrusted as the four.
+TERMINATED = "task_00000_terminated.npy"
+
+
+@payload("dataset", "optional_npy_is_pickle", tags=["pickle"])
+def _(ctx: Ctx) -> Expect:
+    replace_bytes(ctx.file(TERMINATED), pickle_payload(ctx.marker))
+    return refuse(TERMINATED)
+
+
+@payload("dataset", "optional_file_traverses_out", tags=["traversal"])
+def _(ctx: Ctx) -> Expect:
+    relative = _snapshot_relative(ctx, _outside_rewards(ctx))
+    entry(ctx, "final_observations", "file", relative)
+    return refuse(MANIFEST, "completed.0.files.final_observations.file")
+
+
+@payload("dataset", "optional_flags_disagree_with_dones", tags=["nan"])
+def _(ctx: Ctx) -> Expect:
+    import numpy as np
+
+    flags = np.load(ctx.file(TERMINATED))
+    np.save(ctx.file(TERMINATED), np.ones_like(flags))
+    return refuse(TERMINATED)
+
+
 @payload("dataset", "file_absolute", tags=["traversal"])
 def _(ctx: Ctx) -> Expect:
     entry(ctx, "rewards", "file", str(_outside_rewards(ctx)))
