@@ -373,3 +373,37 @@ def test_learning_rate_schedule_strings(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY, "learning_rate:exp_1e-3_0.9"))
     assert "exp_ schedules are for kickstart_coef" in capsys.readouterr().err
+
+
+def test_help_describes_every_subcommand(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_zoo("--help")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Algorithm Distillation: collect learning histories" in out
+    assert "Union" not in out and "typing" not in out
+
+
+def test_printed_results_have_no_float32_noise_or_object_reprs(tmp_path: Path, capsys) -> None:
+    import re
+
+    from zoo.cli import clean
+    from zoo.cli_extra import describe_dataset
+
+    assert clean({"r": np.float32(0.2), "xs": [np.float64(1 / 3)], "n": np.int64(3)}) == {
+        "r": 0.2,
+        "xs": [0.3333],
+        "n": 3,
+    }
+    run_zoo(*train_args(tmp_path, "ppo", "zoo/DarkRoom-v0", 64, *ON_POLICY))
+    run_zoo(
+        "ad", "collect", "--env", "zoo/DarkRoom-v0", "--episodes", "2", "--output", str(tmp_path / "ad"),
+        "--split", "test",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert not re.search(r"\d\.\d{7,}", out), out  # no 0.20000000298023224
+    assert " object at 0x" not in out and "learning histories" in out, out
+
+    from types import SimpleNamespace
+
+    dataset = SimpleNamespace(histories=[range(40), range(60)])
+    assert describe_dataset(dataset) == "2 learning histories, 0 episodes, 100 steps"

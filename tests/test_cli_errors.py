@@ -170,3 +170,78 @@ def test_params_read_exponent_numbers_without_a_dot_as_numbers() -> None:
         "x": [0.01, 3],
         "name": "abc",
     }
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--params", "vec_env:native"), ["--params vec_env:native", "set by --vec-env"]),
+        (("--params", "eval_freq:10"), ["--params eval_freq:10", "set by --eval-freq"]),
+    ],
+)
+def test_runner_settings_are_flags_not_hyperparameters(tmp_path: Path, capsys, extra, expected) -> None:
+    line = refused(capsys, *train(tmp_path, *extra))
+    assert all(part in line for part in expected), line
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--load-best", "--load-last-checkpoint"), "--load-best and --load-last-checkpoint both given"),
+        (("--load-checkpoint", "0"), "--load-checkpoint 0 is not allowed"),
+        (("--repo", "org/x", "--load-best"), "--load-best picks a file of a run folder"),
+        (("--trust-remote-code",), "--trust-remote-code is for --repo"),
+        (("--repo", "no-slash"), "--repo 'no-slash' must look like 'org/name'"),
+    ],
+)
+def test_enjoy_loading_flags(tmp_path: Path, capsys, extra, expected) -> None:
+    line = refused(capsys, "enjoy", "--algo", "ppo", "--env", ENV, "--log-folder", str(tmp_path), *extra)
+    assert expected in line and "repo_id=" not in line, line
+
+
+def test_error_lines_name_flags_for_python_arguments() -> None:
+    from zoo.cli import flag_message
+    from zoo.config import EnjoyConfig, PullConfig, TrainConfig
+
+    enjoy, pull = EnjoyConfig(algo="ppo", env=ENV), PullConfig(repo="org/x")
+    hub_text = (
+        "filename='ppo-x.zip' of repo_id='org/x' at revision='main' is a Stable-Baselines3 .zip; "
+        "Pass trust_remote_code=True only if you trust the repo's author"
+    )
+    assert flag_message(hub_text, enjoy) == (
+        "filename='ppo-x.zip' of --repo 'org/x' at revision='main' is a Stable-Baselines3 .zip; "
+        "Pass --trust-remote-code only if you trust the repo's author"
+    )
+    assert "--revision 'main'" in flag_message(hub_text, pull)  # pull has --revision, enjoy does not
+    assert (
+        flag_message("env_id='A-v1', but it was trained on 'B-v1'", enjoy)
+        == "--env 'A-v1', but it was trained on 'B-v1'"
+    )
+    assert flag_message("trust_remote_code=False refuses it", pull) == "--no-trust-remote-code refuses it"
+    # Hyperparameter keys named as file keys are not flags, even where a flag has the same name.
+    kept = "zoo/hyperparams/ppo.yml setting n_timesteps: 0 is not allowed: n_timesteps must be positive"
+    assert flag_message(kept, TrainConfig(algo="ppo", env=ENV)) == kept
+
+
+def test_enjoy_repo_passes_trust_remote_code(tmp_path: Path, hub_server, capsys) -> None:
+    from huggingface_hub import HfApi
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", ENV, n_steps=16, batch_size=16, policy_kwargs={"net_arch": [8]}, device="cpu")
+    model.save(tmp_path / "ppo-zoo-DarkRoom-v0.zip")
+    repo_id = "zoo-test/ppo-zoo-DarkRoom-v0"
+    api = HfApi(endpoint=hub_server.url)
+    api.create_repo(repo_id)
+    api.upload_file(
+        path_or_fileobj=tmp_path / "ppo-zoo-DarkRoom-v0.zip",
+        path_in_repo="ppo-zoo-DarkRoom-v0.zip",
+        repo_id=repo_id,
+    )
+    argv = ("enjoy", "--repo", repo_id, "--algo", "ppo", "--env", ENV, "--episodes", "1", "--device", "cpu")
+    line = refused(capsys, *argv)
+    assert "Pass --trust-remote-code only if" in line and "--repo 'zoo-test/ppo-zoo-DarkRoom-v0'" in line
+    assert "trust_remote_code" not in line and "repo_id=" not in line
+    with pytest.warns(UserWarning, match="unpickling"):
+        main([*argv, "--trust-remote-code"])
+    assert "Episode returns:" in capsys.readouterr().out
