@@ -32,6 +32,12 @@ GOAL_ENV_IDS: tuple[str, ...] = (
     "zoo/ContinuousSeek-d20-v0",
     "zoo/DriveSeek-v0",
     "zoo/NoisySeek-v0",
+    "zoo/ContinuousSeek-v1",
+    "zoo/ContinuousSeek-d5-v1",
+    "zoo/ContinuousSeek-d10-v1",
+    "zoo/ContinuousSeek-d20-v1",
+    "zoo/DriveSeek-v1",
+    "zoo/NoisySeek-v1",
     "zoo/BitFlip-v0",
     "zoo/BitFlip-n40-v0",
 )
@@ -76,21 +82,35 @@ def register_envs() -> None:
     )
 
     # Goal environments (Dict observation, vectorised compute_reward) for ReenGAGE + HER.
-    register(
-        id="zoo/ContinuousSeek-v0",
-        entry_point="zoo.envs.seek:ContinuousSeekEnv",
-        max_episode_steps=10,
-        kwargs={"dim": 10},
-    )
-    for dim in (5, 10, 20):
+    # v1 is the paper's behaviour (the classes' defaults); v0 keeps the first release's.
+    for version, success in (("v0", "step"), ("v1", "episode")):
         register(
-            id=f"zoo/ContinuousSeek-d{dim}-v0",
+            id=f"zoo/ContinuousSeek-{version}",
             entry_point="zoo.envs.seek:ContinuousSeekEnv",
             max_episode_steps=10,
-            kwargs={"dim": dim},
+            kwargs={"dim": 10, "success": success},
         )
-    register(id="zoo/DriveSeek-v0", entry_point="zoo.envs.seek:DriveSeekEnv", max_episode_steps=40)
-    register(id="zoo/NoisySeek-v0", entry_point="zoo.envs.seek:NoisySeekEnv", max_episode_steps=40)
+        for dim in (5, 10, 20):
+            register(
+                id=f"zoo/ContinuousSeek-d{dim}-{version}",
+                entry_point="zoo.envs.seek:ContinuousSeekEnv",
+                max_episode_steps=10,
+                kwargs={"dim": dim, "success": success},
+            )
+    register(
+        id="zoo/DriveSeek-v0",
+        entry_point="zoo.envs.seek:DriveSeekEnv",
+        max_episode_steps=40,
+        kwargs={"start": "random", "frame": "corner", "success": "step"},
+    )
+    register(id="zoo/DriveSeek-v1", entry_point="zoo.envs.seek:DriveSeekEnv", max_episode_steps=40)
+    register(
+        id="zoo/NoisySeek-v0",
+        entry_point="zoo.envs.seek:NoisySeekEnv",
+        max_episode_steps=40,
+        kwargs={"goal_sampling": "geometric", "success": "step"},
+    )
+    register(id="zoo/NoisySeek-v1", entry_point="zoo.envs.seek:NoisySeekEnv", max_episode_steps=40)
     register(
         id="zoo/BitFlip-v0",
         entry_point="zoo.envs.bitflip:BitFlipEnv",

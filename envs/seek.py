@@ -6,6 +6,16 @@ is ``compute_reward(achieved_goal, desired_goal, info)`` evaluated on the *new* 
 ``compute_reward`` is vectorised over any number of leading batch dimensions, so
 Stable-Baselines3's ``HerReplayBuffer`` (and ReenGAGE's relabelling) can recompute rewards
 for relabelled goals in one call. ``info["is_success"]`` is set on every step.
+
+Which environments work with SB3's ``HerReplayBuffer``: only those whose ``achieved_goal``
+and ``desired_goal`` have the same space, because HER relabels a transition by writing a
+future ``achieved_goal`` into its ``desired_goal``. That holds for ``ContinuousSeek`` (and
+``zoo/BitFlip``), not for ``DriveSeek`` and ``NoisySeek``: their achieved goal is one cell
+``(2,)`` while the desired goal is a set of up to 200 goal rows ``(200, 3)``, so a relabelled
+goal is not a valid desired goal, and ``compute_reward`` refuses it with an error that says so.
+The zoo's path for these two is :class:`zoo.agents.MultiReenGAGE` with the plain Dict replay
+buffer: every stored transition already carries all goals of its episode, so there is nothing
+to relabel (the paper, too, trains them without HER).
 """
 
 from __future__ import annotations
@@ -19,6 +29,17 @@ from gymnasium import spaces
 from .base import check_integer, check_render_mode, check_reset_options
 
 __all__ = ["ContinuousSeekEnv", "DriveSeekEnv", "NoisySeekEnv", "validate_box_action"]
+
+#: ``info["is_success"]`` modes: "episode" = goal reached at some step of the episode so far
+#: (the paper's definition, what SB3's EvalCallback reads from the last step), "step" = this step.
+SUCCESS_MODES = ("episode", "step")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not allowed; use one of {', '.join(map(repr, choices))}")
+    return value
+
 
 #: Number of goal rows in the desired goal of the multi-goal environments (padding included).
 MAX_GOALS = 200
@@ -62,6 +83,14 @@ def _as_goal_batch(goal: Any, name: str, trailing_shape: tuple[int, ...]) -> np.
 def _multi_goal_reward(achieved_goal: Any, desired_goal: Any) -> np.ndarray:
     """Reward sum_i b_i^2 [achieved == (x_i, y_i)] over goal rows (b_i, x_i, y_i), batched."""
     achieved = _as_goal_batch(achieved_goal, "achieved_goal", (2,))
+    shape = np.shape(desired_goal)
+    if len(shape) >= 1 and shape[-1] == 2:
+        raise ValueError(
+            f"desired_goal has shape {shape}, an achieved goal (one cell), not goal rows (..., {MAX_GOALS}, 3): "
+            f"SB3's HerReplayBuffer relabels desired_goal with achieved_goal, which these multi-goal "
+            f"environments do not support; train them without HER (zoo.agents.MultiReenGAGE with the "
+            f"default Dict replay buffer)"
+        )
     desired = _as_goal_batch(desired_goal, "desired_goal", (MAX_GOALS, 3))
     gates = desired[..., 0]
     on_goal = np.all(desired[..., 1:] == achieved[..., None, :], axis=-1)
@@ -97,19 +126,27 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Episode End
     Never terminates (reaching the goal does not end the episode); truncated after 10 steps
-    by the registered time limit. ``info["is_success"]`` is 1.0 when the goal is reached.
+    by the registered time limit. ``info["is_success"]`` (``success="episode"``, the default)
+    is 1.0 from the first step that ends on the goal to the end of the episode, so the last
+    step says whether the goal was ever reached (the paper's success; SB3's ``EvalCallback``
+    reads the last step); it is 0.0 at reset. With ``success="step"`` it is 1.0 exactly on
+    the steps that end on the goal (and at reset if the start is on the goal).
 
     ## Arguments
     ``dim`` (int >= 1, default 10): dimension of the state and goal space.
     ``render_mode`` (``None`` or ``"rgb_array"``): ``render()`` draws the first two
     coordinates of ``s`` (red) and ``g`` (green) as a 64x64x3 uint8 image.
+    ``success`` (``"episode"`` or ``"step"``, default ``"episode"``): see Episode End.
 
     ## Registered Configurations
-    ``zoo/ContinuousSeek-v0`` (dim 10), ``zoo/ContinuousSeek-d5-v0``,
-    ``zoo/ContinuousSeek-d10-v0``, ``zoo/ContinuousSeek-d20-v0``; all with 10 steps.
+    ``zoo/ContinuousSeek-v1`` (dim 10), ``zoo/ContinuousSeek-d5-v1``,
+    ``zoo/ContinuousSeek-d10-v1``, ``zoo/ContinuousSeek-d20-v1``; the same with ``-v0``
+    (``success="step"``); all with 10 steps.
 
     ## Version History
-    v0: initial version.
+    v1: ``info["is_success"]`` means "goal reached at some step of the episode", as in the
+    paper's appendix and its reference code (``success="episode"``).
+    v0: initial version; ``info["is_success"]`` flags only the current step.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -117,12 +154,15 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     tolerance = 0.1
     frame_size = 64
 
-    def __init__(self, dim: int = 10, render_mode: str | None = None) -> None:
+    def __init__(self, dim: int = 10, render_mode: str | None = None, success: str = "episode") -> None:
         """:param dim: dimension of the state and goal space (>= 1).
         :param render_mode: ``None`` or ``"rgb_array"``.
+        :param success: ``"episode"`` (goal ever reached this episode) or ``"step"`` (this step).
         """
         dim = check_integer("dim", dim, 1)
         check_render_mode(render_mode)
+        self.success = _check_choice("success", success, SUCCESS_MODES)
+        self._reached = False
         self.dim = int(dim)
         self.render_mode = render_mode
         box = spaces.Box(-self.bound, self.bound, (self.dim,), np.float32)
@@ -186,6 +226,10 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         super().reset(seed=seed)
         self._state = np.zeros(self.dim, np.float32)
         self._goal = self.np_random.uniform(-self.bound, self.bound, self.dim).astype(np.float32)
+        self._reached = False
+        if self.success == "episode":
+            # Like the reference, only states reached by a move count.
+            return self._obs(), {"is_success": 0.0}
         reward = float(self.compute_reward(self._state, self._goal, None))
         return self._obs(), {"is_success": float(reward == 0.0)}
 
@@ -198,7 +242,10 @@ class ContinuousSeekEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         move = validate_box_action(action, self.action_space)
         self._state = np.clip(self._state + move, -self.bound, self.bound).astype(np.float32)
         reward = float(self.compute_reward(self._state, self._goal, None))
-        return self._obs(), reward, False, False, {"is_success": float(reward == 0.0)}
+        on_goal = reward == 0.0
+        self._reached = self._reached or on_goal
+        success = self._reached if self.success == "episode" else on_goal
+        return self._obs(), reward, False, False, {"is_success": float(success)}
 
     def render(self) -> np.ndarray | None:
         """Draw the first two coordinates of the state (red) and goal (green).
@@ -229,8 +276,10 @@ class _MultiGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 8}
     n_max = MAX_GOALS
 
-    def __init__(self, render_mode: str | None = None) -> None:
+    def __init__(self, render_mode: str | None = None, success: str = "episode") -> None:
         self.render_mode = check_render_mode(render_mode)
+        self.success = _check_choice("success", success, SUCCESS_MODES)
+        self._reached = False
         self._goals = np.zeros((self.n_max, 3), np.float32)
         self._cell = np.zeros(2, np.float32)
 
@@ -288,9 +337,19 @@ class _MultiGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "desired_goal": self._goals.copy(),
         }
 
+    def _reset_info(self, n_goals: int) -> dict[str, Any]:
+        self._reached = False
+        if self.success == "episode":
+            return {"is_success": 0.0, "n_goals": n_goals}
+        reward = float(self.compute_reward(self._cell, self._goals, None))
+        return {"is_success": float(reward > 0.0), "n_goals": n_goals}
+
     def _step_result(self) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         reward = float(self.compute_reward(self._cell, self._goals, None))
-        return self._obs(), reward, False, False, {"is_success": float(reward > 0.0)}
+        on_goal = reward > 0.0
+        self._reached = self._reached or on_goal
+        success = self._reached if self.success == "episode" else on_goal
+        return self._obs(), reward, False, False, {"is_success": float(success)}
 
 
 class DriveSeekEnv(_MultiGoalEnv):
@@ -304,56 +363,86 @@ class DriveSeekEnv(_MultiGoalEnv):
 
     ## Action Space
     ``Box(-1, 1, (1,), float32)``: the steering ``a``; ``theta <- theta + 0.5 a``, then
-    ``pos <- (pos + (cos theta, sin theta)) mod 21``.
+    ``pos <- pos + (cos theta, sin theta)``, wrapped onto the torus.
 
     ## Observation Space
-    ``Dict`` of float32 boxes:
-    ``observation`` ``(4,)`` = ``(x, y, cos theta, sin theta)`` with ``x, y`` in ``[0, 21)``;
-    ``achieved_goal`` ``(2,)`` = the rounded position ``round(pos) mod 21`` (integers 0..20);
+    ``Dict`` of float32 boxes. With ``frame="centred"`` (the default, the paper's frame):
+    ``observation`` ``(4,)`` = ``(x, y, cos theta, sin theta)`` with ``x, y`` in
+    ``[-10.5, 10.5)`` (the torus wraps at the cell borders ``+-10.5``);
+    ``achieved_goal`` ``(2,)`` = the rounded position (integers ``-10..10``);
     ``desired_goal`` ``(200, 3)`` = rows ``(b_i, x_i, y_i)``: gate ``b_i = 1`` for the real
-    goals (in the first rows, distinct cells) and all-zero padding rows after them.
+    goals (in the first rows, distinct cells of ``[-10, 10]^2``) and all-zero padding rows.
+    With ``frame="corner"`` (v0) positions lie in ``[0, 21)``, cells are ``0..20`` and the
+    achieved goal is ``round(pos) mod 21``.
+    Together the observation and the achieved goal are the paper's 6 numbers.
 
     ## Rewards
     ``sum_i b_i^2 [achieved_goal == (x_i, y_i)]``: +1 for every step that ends on a goal cell.
 
     ## Starting State
-    Position uniform in ``[0, 21)^2``, heading uniform in ``[-pi, pi)``; the number of goals
-    is uniform in ``1..200`` and the goal cells are drawn uniformly without replacement from
-    the 441 cells (all through ``self.np_random``).
+    ``start="origin"`` (default, the paper's): the car at ``(0, 0)`` with heading 0;
+    ``start="random"`` (v0): position uniform over the torus, heading uniform in ``[-pi, pi)``.
+    The number of goals is uniform in ``1..200`` and the goal cells are drawn uniformly
+    without replacement from the 441 cells (all through ``self.np_random``).
 
     ## Episode End
     Never terminates; truncated after 40 steps by the registered time limit.
-    ``info["is_success"]`` is 1.0 on steps that end on a goal cell.
+    ``info["is_success"]``: with ``success="episode"`` (default) 1.0 from the first step that
+    ends on a goal cell on (0.0 at reset), with ``success="step"`` 1.0 on such steps only.
+    SB3's ``HerReplayBuffer`` does not apply (see the module docstring).
 
     ## Arguments
     ``render_mode`` (``None`` or ``"rgb_array"``): ``render()`` returns an 84x84x3 uint8
     top view (goal cells green, the car red).
+    ``start`` (``"origin"`` or ``"random"``), ``frame`` (``"centred"`` or ``"corner"``),
+    ``success`` (``"episode"`` or ``"step"``): see above; the defaults are the paper's.
 
     ## Registered Configurations
-    ``zoo/DriveSeek-v0`` (40 steps).
+    ``zoo/DriveSeek-v1`` (defaults), ``zoo/DriveSeek-v0`` (``start="random"``,
+    ``frame="corner"``, ``success="step"``); both with 40 steps.
 
     ## Version History
-    v0: initial version.
+    v1: the paper's DriveSeek: start at the origin with heading 0, centred frame, success
+    means "a goal cell was reached this episode" (appendix, and the reference drive_seek.py).
+    v0: initial version (random start, corner frame, per-step success).
     """
 
     size = 21
     turn_rate = 0.5
     cell_pixels = 4
 
-    def __init__(self, render_mode: str | None = None) -> None:
-        """:param render_mode: ``None`` or ``"rgb_array"``."""
-        super().__init__(render_mode)
-        high = float(self.size)
-        goal_high = np.tile(np.array([1.0, self.size - 1, self.size - 1], np.float32), (self.n_max, 1))
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        start: str = "origin",
+        frame: str = "centred",
+        success: str = "episode",
+    ) -> None:
+        """:param render_mode: ``None`` or ``"rgb_array"``.
+        :param start: ``"origin"`` (position 0, heading 0) or ``"random"``.
+        :param frame: ``"centred"`` (cells ``-10..10``) or ``"corner"`` (cells ``0..20``).
+        :param success: ``"episode"`` or ``"step"`` (see the class docstring).
+        """
+        super().__init__(render_mode, success)
+        self.start = _check_choice("start", start, ("origin", "random"))
+        self.frame = _check_choice("frame", frame, ("centred", "corner"))
+        half = (self.size - 1) // 2
+        #: Lowest cell coordinate, and the lowest position (the torus wraps there).
+        self._low_cell = -half if self.frame == "centred" else 0
+        self._low_position = self._low_cell - 0.5 if self.frame == "centred" else 0.0
+        low, high = self._low_position, self._low_position + self.size
+        cell_low, cell_high = float(self._low_cell), float(self._low_cell + self.size - 1)
+        goal_low = np.tile(np.array([0.0, cell_low, cell_low], np.float32), (self.n_max, 1))
+        goal_high = np.tile(np.array([1.0, cell_high, cell_high], np.float32), (self.n_max, 1))
         self.observation_space = spaces.Dict(
             {
                 "observation": spaces.Box(
-                    np.array([0.0, 0.0, -1.0, -1.0], np.float32),
+                    np.array([low, low, -1.0, -1.0], np.float32),
                     np.array([high, high, 1.0, 1.0], np.float32),
                     dtype=np.float32,
                 ),
-                "achieved_goal": spaces.Box(0.0, self.size - 1, (2,), np.float32),
-                "desired_goal": spaces.Box(np.zeros_like(goal_high), goal_high, dtype=np.float32),
+                "achieved_goal": spaces.Box(cell_low, cell_high, (2,), np.float32),
+                "desired_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
             }
         )
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -367,14 +456,17 @@ class DriveSeekEnv(_MultiGoalEnv):
         )
 
     def _update_cell(self) -> None:
-        # The float32 cast may turn 20.99999 into 21.0; the observation box includes 21, so it stays valid.
-        self._position = np.mod(self._position, self.size)
-        self._cell = (np.round(self._position) % self.size).astype(np.float32)
+        # The float32 cast may turn a position just below the upper edge into the edge itself;
+        # the observation box includes it, so it stays valid.
+        low = self._low_position
+        self._position = np.mod(self._position - low, self.size) + low
+        cell = np.mod(np.round(self._position) - self._low_cell, self.size) + self._low_cell
+        self._cell = cell.astype(np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Place the car at random and draw a new set of goal cells.
+        """Place the car and draw a new set of goal cells.
 
         :param seed: seed for ``self.np_random``.
         :param options: ``None`` or ``{}`` (no reset options).
@@ -382,14 +474,25 @@ class DriveSeekEnv(_MultiGoalEnv):
         """
         check_reset_options(options)
         super().reset(seed=seed)
-        self._position = self.np_random.uniform(0.0, self.size, 2)
-        self._heading = float(self.np_random.uniform(-np.pi, np.pi))
+        if self.start == "random":
+            self._position = self.np_random.uniform(0.0, self.size, 2) + self._low_position
+            self._heading = float(self.np_random.uniform(-np.pi, np.pi))
+        else:
+            self._position = np.zeros(2, np.float64)
+            self._heading = 0.0
         self._update_cell()
         count = int(self.np_random.integers(1, self.n_max + 1))
-        flat = self.np_random.choice(self.size * self.size, size=count, replace=False)
-        self._set_goal_cells(np.stack([flat // self.size, flat % self.size], axis=1))
-        reward = float(self.compute_reward(self._cell, self._goals, None))
-        return self._obs(), {"is_success": float(reward > 0.0), "n_goals": count}
+        if self.frame == "corner":
+            flat = self.np_random.choice(self.size * self.size, size=count, replace=False)
+        else:
+            # The reference's draw (same seed, same goal set): a subset without shuffling, then
+            # rows sorted by (y, x).
+            flat = self.np_random.choice(self.size * self.size, size=count, replace=False, shuffle=False)
+        cells = np.stack([flat // self.size, flat % self.size], axis=1) + self._low_cell
+        if self.frame == "centred":
+            cells = cells[np.lexsort(cells.T)]
+        self._set_goal_cells(cells)
+        return self._obs(), self._reset_info(count)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Steer by ``action``, then move one unit along the heading.
@@ -414,10 +517,12 @@ class DriveSeekEnv(_MultiGoalEnv):
             return None
         scale = self.cell_pixels
         frame = np.full((self.size * scale, self.size * scale, 3), 255, np.uint8)
+        low = self._low_cell
         for gate, x, y in self._goals[: self.n_goals]:
             if gate > 0:
-                _paint(frame, self.size - 1 - int(y), int(x), scale, (0, 170, 0))
-        _paint(frame, self.size - 1 - int(self._cell[1]), int(self._cell[0]), scale, (220, 0, 0))
+                _paint(frame, self.size - 1 - int(y - low), int(x - low), scale, (0, 170, 0))
+        cell_x, cell_y = int(self._cell[0] - low), int(self._cell[1] - low)
+        _paint(frame, self.size - 1 - cell_y, cell_x, scale, (220, 0, 0))
         return frame
 
 
@@ -448,25 +553,38 @@ class NoisySeekEnv(_MultiGoalEnv):
     ``sum_i b_i^2 [achieved_goal == (x_i, y_i)]``: +1 for every step that ends on a goal cell.
 
     ## Starting State
-    Position ``(0, 0)``. Goals: ``K ~ Geometric(0.15)`` clusters (``K >= 1``) with centres
-    ``c_k ~ N(0, 10^2 I)``; each cluster holds ``Geometric(0.15)`` goals
-    ``round(c_k + N(0, 2^2 I))``; duplicates are removed and at most 200 goals are kept
-    (the first 200 drawn). All randomness comes from ``self.np_random``.
+    Position ``(0, 0)``. Goals with ``goal_sampling="paper"`` (default; the appendix and the
+    reference noisy_seek.py): ``n' ~ U{1..200}`` goals and ``K ~ Geometric(0.15)`` clusters
+    (``K >= 1``); cluster probabilities ``p ~ Dirichlet(1, ..., 1)`` of order ``K``; cluster
+    sizes ``Multinomial(n', p)``; centres ``c_k ~ N(0, 10^2 I)``; each goal of cluster ``k``
+    is ``round(c_k + N(0, 2^2 I))``; duplicates are removed (rows sorted by ``(y, x)``).
+    This gives about 70 goals on average. With ``goal_sampling="geometric"`` (v0) each of
+    the ``K`` clusters holds ``Geometric(0.15)`` goals instead, duplicates are removed and at
+    most 200 goals are kept (the first 200 drawn): about 38 on average. All randomness comes
+    from ``self.np_random``, drawn in the reference's order, so a seed gives the reference's
+    goals.
 
     ## Episode End
     Never terminates; truncated after 40 steps by the registered time limit.
-    ``info["is_success"]`` is 1.0 on steps that end on a goal cell.
+    ``info["is_success"]``: with ``success="episode"`` (default) 1.0 from the first step that
+    ends on a goal cell on (0.0 at reset), with ``success="step"`` 1.0 on such steps only.
+    SB3's ``HerReplayBuffer`` does not apply (see the module docstring).
 
     ## Arguments
     ``render_mode`` (``None`` or ``"rgb_array"``): ``render()`` returns a 96x96x3 uint8 top
     view of the square ``[-24, 24)^2`` at 2 pixels per cell (goals green, agent red;
     anything outside the square is not drawn).
+    ``goal_sampling`` (``"paper"`` or ``"geometric"``), ``success`` (``"episode"`` or
+    ``"step"``): see above; the defaults are the paper's.
 
     ## Registered Configurations
-    ``zoo/NoisySeek-v0`` (40 steps).
+    ``zoo/NoisySeek-v1`` (defaults), ``zoo/NoisySeek-v0`` (``goal_sampling="geometric"``,
+    ``success="step"``); both with 40 steps.
 
     ## Version History
-    v0: initial version.
+    v1: the paper's goal sampling (``n' ~ U{1..200}`` goals split over the clusters by a
+    Dirichlet-multinomial draw) and success meaning "a goal cell was reached this episode".
+    v0: initial version (Geometric(0.15) goals per cluster, per-step success).
     """
 
     cluster_probability = 0.15
@@ -478,9 +596,15 @@ class NoisySeekEnv(_MultiGoalEnv):
     plane_bound = 10_000.0
     cell_pixels = 2
 
-    def __init__(self, render_mode: str | None = None) -> None:
-        """:param render_mode: ``None`` or ``"rgb_array"``."""
-        super().__init__(render_mode)
+    def __init__(
+        self, render_mode: str | None = None, goal_sampling: str = "paper", success: str = "episode"
+    ) -> None:
+        """:param render_mode: ``None`` or ``"rgb_array"``.
+        :param goal_sampling: ``"paper"`` or ``"geometric"`` (see the class docstring).
+        :param success: ``"episode"`` or ``"step"`` (see the class docstring).
+        """
+        super().__init__(render_mode, success)
+        self.goal_sampling = _check_choice("goal_sampling", goal_sampling, ("paper", "geometric"))
         bound = self.plane_bound
         goal_low = np.tile(np.array([0.0, -bound, -bound], np.float32), (self.n_max, 1))
         goal_high = np.tile(np.array([1.0, bound, bound], np.float32), (self.n_max, 1))
@@ -502,6 +626,8 @@ class NoisySeekEnv(_MultiGoalEnv):
         self._cell = np.round(self._position).astype(np.float32)
 
     def _sample_goal_cells(self) -> np.ndarray:
+        if self.goal_sampling == "paper":
+            return self._sample_paper_goal_cells()
         clusters = int(self.np_random.geometric(self.cluster_probability))
         cells: list[tuple[float, float]] = []
         seen: set[tuple[float, float]] = set()
@@ -515,6 +641,20 @@ class NoisySeekEnv(_MultiGoalEnv):
                     seen.add(cell)
                     cells.append(cell)
         return np.array(cells, np.float32).reshape(-1, 2)
+
+    def _sample_paper_goal_cells(self) -> np.ndarray:
+        rng = self.np_random
+        # Draw order as in the reference, so that a seed reproduces its goal sets.
+        n_drawn = int(rng.integers(1, self.n_max + 1))
+        clusters = int(rng.geometric(self.cluster_probability))
+        weights = rng.dirichlet(np.ones(clusters))
+        sizes = rng.multinomial(n_drawn, weights, size=1)[0]
+        points = []
+        for size in sizes:
+            centre = rng.normal(0.0, self.centre_scale, 2)
+            points.append(np.rint(centre + rng.normal(0.0, self.spread, (int(size), 2))))
+        cells = np.unique(np.concatenate(points, axis=0), axis=0)
+        return cells[np.lexsort(cells.T)].astype(np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -531,8 +671,7 @@ class NoisySeekEnv(_MultiGoalEnv):
         self._update_cell()
         cells = self._sample_goal_cells()
         self._set_goal_cells(cells)
-        reward = float(self.compute_reward(self._cell, self._goals, None))
-        return self._obs(), {"is_success": float(reward > 0.0), "n_goals": len(cells)}
+        return self._obs(), self._reset_info(len(cells))
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Move by the rescaled action plus standard normal noise.

@@ -17,6 +17,10 @@ GOAL_IDS = [
     "zoo/ContinuousSeek-d20-v0",
     "zoo/DriveSeek-v0",
     "zoo/NoisySeek-v0",
+    "zoo/ContinuousSeek-d5-v1",
+    "zoo/ContinuousSeek-d20-v1",
+    "zoo/DriveSeek-v1",
+    "zoo/NoisySeek-v1",
     "zoo/BitFlip-v0",
     "zoo/BitFlip-n40-v0",
 ]
@@ -129,18 +133,25 @@ def test_goal_rows_are_valid(env_class: type) -> None:
         assert len(np.unique(cells, axis=0)) == count, "goal cells are distinct"
         np.testing.assert_array_equal(cells, np.round(cells))
         if env_class is DriveSeekEnv:
-            assert cells.min() >= 0 and cells.max() <= 20
+            cell_space = env.observation_space["achieved_goal"]
+            assert cells.min() >= cell_space.low.min() and cells.max() <= cell_space.high.max()
         counts.add(count)
     assert len(counts) > 5, "the number of goals varies between episodes"
 
 
-def test_drive_seek_position_wraps_on_the_torus() -> None:
-    env = DriveSeekEnv()
+@pytest.mark.parametrize(("frame", "low"), [("corner", 0.0), ("centred", -10.5)])
+def test_drive_seek_position_wraps_on_the_torus(frame: str, low: float) -> None:
+    env = DriveSeekEnv(frame=frame, start="random")
     env.reset(seed=0)
+    wrapped = False
     for _ in range(200):
-        obs, *_ = env.step(np.array([0.0], np.float32))
-        assert 0.0 <= obs["observation"][0] <= 21.0 and 0.0 <= obs["observation"][1] <= 21.0
-        assert obs["achieved_goal"].min() >= 0 and obs["achieved_goal"].max() <= 20
+        before = env.unwrapped._position.copy()
+        obs, *_ = env.step(np.array([0.3], np.float32))
+        wrapped |= bool(np.any(np.abs(obs["observation"][:2] - before) > 2))
+        assert np.all(low <= obs["observation"][:2]) and np.all(obs["observation"][:2] <= low + 21)
+        assert obs["achieved_goal"].min() >= np.ceil(low) and obs["achieved_goal"].max() <= np.ceil(low) + 20
+        assert env.observation_space.contains(obs)
+    assert wrapped
 
 
 @pytest.mark.parametrize(
@@ -151,6 +162,10 @@ def test_drive_seek_position_wraps_on_the_torus() -> None:
         (lambda: BitFlipEnv(n_bits=0), "n_bits=0"),
         (lambda: BitFlipEnv(n_bits=-3), "n_bits=-3"),
         (lambda: DriveSeekEnv(render_mode="human"), "render_mode='human'"),
+        (lambda: DriveSeekEnv(start="centre"), "start='centre'"),
+        (lambda: DriveSeekEnv(frame="middle"), "frame='middle'"),
+        (lambda: NoisySeekEnv(goal_sampling="uniform"), "goal_sampling='uniform'"),
+        (lambda: ContinuousSeekEnv(success="ever"), "success='ever'"),
     ],
 )
 def test_bad_constructor_arguments_raise(factory, message: str) -> None:
