@@ -177,13 +177,15 @@ class LinearQNetwork(nn.Module):
         return (obs["desired_goal"] - obs["achieved_goal"]) @ self.weight.T
 
 
-def test_dqn_soft_target_gradient_matches_hand_computation():
+@pytest.mark.parametrize("soft_value", ["softmax_mean", "logsumexp"])
+def test_dqn_soft_target_gradient_matches_hand_computation(soft_value):
     n_bits, gamma, gradient_reg, temperature = 4, 0.8, 0.5, 0.3
     model = ReenGAGEDQN(
         "MultiInputPolicy",
         gym.make(BITFLIP, n_bits=n_bits),
         gradient_reg=gradient_reg,
         gradient_temperature=temperature,
+        soft_value=soft_value,
         gamma=gamma,
         learning_starts=0,
         **tiny(),
@@ -204,7 +206,13 @@ def test_dqn_soft_target_gradient_matches_hand_computation():
     next_q = (next_obs["desired_goal"] - next_obs["achieved_goal"]) @ target_weight.T
     y = r + gamma * (1 - done) * next_q.max(dim=1, keepdim=True).values
     q = ((obs["desired_goal"] - obs["achieved_goal"]) @ weight.T).gather(1, batch.actions)
-    grad_y = gamma * (1 - done) * th.softmax(next_q / temperature, dim=1) @ target_weight
+    softmax = th.softmax(next_q / temperature, dim=1)
+    mean_weight = softmax @ target_weight  # gradient of tau * logsumexp(Q'/tau)
+    if soft_value == "softmax_mean":
+        # d/dx [sum_a p_a Q_a] = sum_a p_a w_a + sum_a Q_a p_a (w_a - mean_weight) / tau
+        spread = target_weight.unsqueeze(0) - mean_weight.unsqueeze(1)
+        mean_weight = mean_weight + ((softmax * next_q).unsqueeze(2) * spread).sum(1) / temperature
+    grad_y = gamma * (1 - done) * mean_weight
     grad_q = weight[batch.actions.squeeze(1)]
     td_loss = nn.functional.smooth_l1_loss(q, y)
     grad_loss = ((-r) * (grad_q - grad_y) ** 2).mean()
@@ -282,6 +290,7 @@ def test_dqn_target_gradient_matches_finite_differences():
         gym.make(BITFLIP, n_bits=4),
         seed=0,
         policy_kwargs={"net_arch": [16], "activation_fn": nn.Tanh},
+        soft_value="logsumexp",
     )
     batch = goal_batch(5, 4, action_dim=1)
     tau = model.gradient_temperature
@@ -325,7 +334,11 @@ def multi_goal_batch(batch_size: int, dtype: th.dtype = th.float64) -> DictRepla
 
 
 def test_multi_weight_gradient_matches_finite_differences():
-    model = MultiReenGAGE("MultiGoalPolicy", gym.make(DRIVE), seed=0, **tiny_multi())
+    # The first release's option: the goal gradient also flows through pi' (see
+    # test_reengage_reference.py for the paper's default, pi' held fixed).
+    kwargs = tiny_multi()
+    kwargs["policy_kwargs"]["actor_goal_gradient"] = True
+    model = MultiReenGAGE("MultiGoalPolicy", gym.make(DRIVE), seed=0, **kwargs)
     model.policy.double()
     batch = multi_goal_batch(4)
     goal_rewards = model.goal_rewards(batch)
@@ -575,7 +588,11 @@ def test_bad_dqn_arguments_are_refused():
     with pytest.raises(ValueError, match="gradient_reg"):
         ReenGAGEDQN("MultiInputPolicy", gym.make(BITFLIP), gradient_reg=-1)
     with pytest.raises(ValueError, match="gradient_temperature"):
-        ReenGAGEDQN("MultiInputPolicy", gym.make(BITFLIP), gradient_temperature=0.0)
+        ReenGAGEDQN("MultiInputPolicy", gym.make(BITFLIP), gradient_temperature=-0.1)
+    with pytest.raises(ValueError, match="gradient_temperature"):
+        ReenGAGEDQN("MultiInputPolicy", gym.make(BITFLIP), gradient_temperature=0.0, soft_value="logsumexp")
+    with pytest.raises(ValueError, match="soft_value"):
+        ReenGAGEDQN("MultiInputPolicy", gym.make(BITFLIP), soft_value="max")
 
 
 @pytest.mark.parametrize("cls", [ReenGAGEDDPG, ReenGAGETD3, ReenGAGESAC])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch as th
@@ -19,12 +19,18 @@ from .loss import (
     reengage_gradient_loss,
     with_goal,
 )
-from .td3 import DEFAULT_GRADIENT_REG
 
-__all__ = ["DEFAULT_GRADIENT_TEMPERATURE", "ReenGAGEDQN"]
+__all__ = ["DEFAULT_DQN_GRADIENT_REG", "DEFAULT_GRADIENT_TEMPERATURE", "SOFT_VALUES", "ReenGAGEDQN"]
 
-#: Default temperature of the soft maximum whose goal gradient the DQN critic matches.
-DEFAULT_GRADIENT_TEMPERATURE = 0.1
+#: Default temperature of the soft target whose goal gradient the DQN critic matches; the
+#: paper's grid is 0, 0.5 and 1 (Appendix, "ReenGAGE for Discrete Actions").
+DEFAULT_GRADIENT_TEMPERATURE = 0.5
+#: Default weight: the paper's ``alpha = 0.5 / d`` with its loss summed over the d goal
+#: dimensions, i.e. 0.5 on our mean over dimensions (its grid: 0.5 / d and 1 / d).
+DEFAULT_DQN_GRADIENT_REG = 0.5
+#: Soft values of the next state: ``"softmax_mean"`` = ``softmax(Q'/tau) . Q'`` (Eq. 31 of the
+#: appendix), ``"logsumexp"`` = ``tau * logsumexp(Q'/tau)`` (the first release of this package).
+SOFT_VALUES = ("softmax_mean", "logsumexp")
 
 
 class ReenGAGEDQN(DQN):
@@ -33,19 +39,24 @@ class ReenGAGEDQN(DQN):
 
     The TD term is DQN's Huber loss against ``r + gamma * (1 - done) * max_a Q'(s', a, g')``,
     unchanged. The gradient term matches ``grad_g Q(s, a, g)`` against
-    ``gamma * (1 - done) * grad_g' V_tau(s', g')`` with the soft maximum
-    ``V_tau = tau * logsumexp_a(Q'(s', a, g') / tau)``, whose gradient is the softmax(Q'/tau)-weighted
-    mean of the per-action gradients (the hard max would follow a single action and jump where the
-    argmax changes). The loss is ``huber + gradient_reg * mean((-r) * (grad_g Q - target)**2)``.
+    ``gamma * (1 - done) * grad_g' V_tau(s', g')`` with the paper's soft target (Eqs. 31-32 of
+    its appendix, "soft target for the gradient loss only")
+    ``V_tau = softmax_a(Q'(s', ., g') / tau) . Q'(s', ., g')``, differentiated through both the
+    softmax weights and the Q-values; ``tau = 0`` is the hard ``max_a Q'`` (the gradient of the
+    greedy action's Q-value, the paper's "standard DQN target"). The loss is
+    ``huber + gradient_reg * mean((-r) * (grad_g Q - target)**2)``.
     Use it with ``HerReplayBuffer`` and rewards in {-1, 0}.
 
     :param policy: the policy (``"MultiInputPolicy"`` or a DQN policy class).
     :param env: a goal environment (Dict observation with ``desired_goal``) or its id.
-    :param gradient_reg: weight of the goal-gradient term (>= 0), a mean over goal dimensions.
-        ``0`` gives exactly DQN's update (it runs DQN's own ``train``).
-    :param gradient_temperature: temperature ``tau`` (> 0) of the soft maximum of the target's
-        gradient; smaller follows the greedy action more closely. Our default, 0.1, is a choice of
-        this implementation.
+    :param gradient_reg: weight of the goal-gradient term (>= 0), a mean over goal dimensions;
+        default 0.5, the paper's ``alpha = 0.5 / d`` (grid 0.5 / d, 1 / d). ``0`` gives exactly
+        DQN's update (it runs DQN's own ``train``).
+    :param gradient_temperature: temperature ``tau`` (>= 0) of the soft target; ``0`` is the hard
+        max. Default 0.5, from the paper's grid {0, 0.5, 1}.
+    :param soft_value: ``"softmax_mean"`` (the paper's Eq. 31) or ``"logsumexp"``
+        (``tau * logsumexp(Q'/tau)``, whose gradient is the softmax-weighted mean of the per-action
+        gradients; the first release's; needs ``tau > 0``).
     :param kwargs: every other argument of :class:`stable_baselines3.DQN`.
     """
 
@@ -55,13 +66,21 @@ class ReenGAGEDQN(DQN):
         self,
         policy: Any,
         env: Any,
-        gradient_reg: float = DEFAULT_GRADIENT_REG,
+        gradient_reg: float = DEFAULT_DQN_GRADIENT_REG,
         gradient_temperature: float = DEFAULT_GRADIENT_TEMPERATURE,
+        soft_value: Literal["softmax_mean", "logsumexp"] = "softmax_mean",
         **kwargs: Any,
     ):
         self.gradient_reg = check_gradient_reg(gradient_reg)
+        if soft_value not in SOFT_VALUES:
+            raise ValueError(f"soft_value={soft_value!r} is not allowed; use one of {SOFT_VALUES}")
+        self.soft_value = soft_value
         self.gradient_temperature = check_real(
-            "gradient_temperature", gradient_temperature, 0.0, exclusive_minimum=True, finite=True
+            "gradient_temperature",
+            gradient_temperature,
+            0.0,
+            exclusive_minimum=soft_value == "logsumexp",
+            finite=True,
         )
         super().__init__(policy, env, **kwargs)
 
@@ -69,8 +88,23 @@ class ReenGAGEDQN(DQN):
         check_goal_observation_space(self.observation_space)
         super()._setup_model()
 
+    def soft_value_of(self, next_q_values: th.Tensor) -> th.Tensor:
+        """The soft target value ``V_tau`` of a batch of next-state Q-values.
+
+        :param next_q_values: ``Q'(s', ., g')`` of shape ``(batch, n_actions)``.
+        :return: shape ``(batch, 1)``: ``softmax(Q'/tau) . Q'`` (``max Q'`` at ``tau = 0``), or
+            ``tau * logsumexp(Q'/tau)`` with ``soft_value="logsumexp"``.
+        """
+        tau = self.gradient_temperature
+        if self.soft_value == "logsumexp":
+            return tau * th.logsumexp(next_q_values / tau, dim=1, keepdim=True)
+        if tau == 0:
+            return next_q_values.max(dim=1, keepdim=True).values
+        weights = th.softmax(next_q_values / tau, dim=1)
+        return (weights * next_q_values).sum(dim=1, keepdim=True)
+
     def soft_target_gradient(self, replay_data: Any, discounts: Any) -> th.Tensor:
-        """``gamma * (1 - done) * grad_g' [tau * logsumexp_a Q'(s', a, g') / tau]`` for a batch.
+        """``gamma * (1 - done) * grad_g' V_tau(s', g')`` for a batch (see :meth:`soft_value_of`).
 
         :param replay_data: a replay batch with Dict observations.
         :param discounts: the discount (a float, or per-sample tensor for n-step returns).
@@ -78,9 +112,7 @@ class ReenGAGEDQN(DQN):
         """
         next_observations, next_goal = with_goal(replay_data.next_observations)
         with th.enable_grad():
-            next_q_values = self.q_net_target(next_observations)
-            tau = self.gradient_temperature
-            soft_value = tau * th.logsumexp(next_q_values / tau, dim=1, keepdim=True)
+            soft_value = self.soft_value_of(self.q_net_target(next_observations))
             target = (1 - replay_data.dones) * discounts * soft_value
             return goal_gradient(target, next_goal, create_graph=False).detach()
 

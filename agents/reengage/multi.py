@@ -13,9 +13,13 @@ from torch.nn import functional as F
 
 from .loss import check_gradient_reg, goal_gradient, with_goal
 from .policies import MultiGoalPolicy, check_multi_goal_space
-from .td3 import DEFAULT_GRADIENT_REG, check_critic_sees_goal, check_target_smoothing
+from .td3 import check_critic_sees_goal, check_target_smoothing
 
-__all__ = ["GoalRewardFn", "MultiReenGAGE", "cell_goal_rewards"]
+__all__ = ["DEFAULT_MULTI_GRADIENT_REG", "GoalRewardFn", "MultiReenGAGE", "cell_goal_rewards"]
+
+#: Default weight of the gradient term: ``alpha = 10 / n_max`` of the paper with its loss summed
+#: over the ``n_max = 200`` goal rows, i.e. 10 on our mean over rows (the paper's grid is 5, 10, 20).
+DEFAULT_MULTI_GRADIENT_REG = 10.0
 
 #: ``(achieved_goal (batch, d), goal_rows (batch, n, 1 + d)) -> per-goal rewards R_i (batch, n)``.
 GoalRewardFn = Callable[[th.Tensor, th.Tensor], th.Tensor]
@@ -37,11 +41,13 @@ class MultiReenGAGE(TD3):
 
     The desired goal is a set of rows ``(b_i, x_i)``, the reward ``r = sum_i b_i**2 R_i`` with
     per-goal sparse rewards ``R_i``. The critic is a DeepSets network (:class:`MultiGoalPolicy`:
-    per-goal encoder on ``[x_i, achieved_goal, observation]`` pooled with gates ``b_i**2``; the actor
-    uses the critic's encoder). Besides the TD loss the critic matches its gradient with respect to
-    the weights, ``dQ(s, a, g)/db_i``, to that of the target
+    per-goal encoder on ``[x_i, achieved_goal, observation]`` pooled with gates ``b_i**2`` and divided
+    by ``n_max``; the actor uses the critic's encoder). Besides the TD loss the critic matches its
+    gradient with respect to the weights, ``dQ(s, a, g)/db_i``, to that of the target
     ``y = r + gamma * (1 - done) * Q'(s', pi'(s', g), g)``, i.e.
-    ``dy/db_i = 2 b_i R_i + gamma * (1 - done) * dQ'/db_i`` (``2 R_i`` for the real goals,
+    ``dy/db_i = 2 b_i R_i + gamma * (1 - done) * dQ'(s', a', g)/db_i`` with ``a' = pi'(s', g)`` held
+    fixed, as in the paper's code (with ``policy_kwargs={"actor_goal_gradient": True}`` the path
+    through ``pi'`` is included too) (``2 R_i`` for the real goals,
     ``b_i = 1``; padding rows with ``b_i = 0`` contribute zero on both sides). ``R_i`` is recomputed
     from the transition by ``goal_reward_fn`` and checked against the stored reward. The loss is
     ``sum_k MSE(Q_k, y) + gradient_reg * sum_k mean_{batch, i} (dQ_k/db_i - dy/db_i)**2``.
@@ -51,8 +57,9 @@ class MultiReenGAGE(TD3):
 
     :param policy: ``"MultiGoalPolicy"`` or a subclass of :class:`MultiGoalPolicy`.
     :param env: an environment with goal rows, e.g. ``zoo/DriveSeek-v0`` or ``zoo/NoisySeek-v0``.
-    :param gradient_reg: weight of the gradient term (>= 0); ``0`` gives exactly the parent's
-        (DDPG/TD3) update with the DeepSets policy.
+    :param gradient_reg: weight of the gradient term (>= 0), on the mean over goal rows; default 10,
+        the paper's ``alpha = 10 / n_max`` (its grid: 5, 10, 20 over ``n_max``; NoisySeek also 50, 100).
+        ``0`` gives exactly the parent's (DDPG/TD3) update with the DeepSets policy.
     :param goal_reward_fn: ``(achieved_goal, goal_rows) -> R`` of shape ``(batch, n_goals)`` on
         torch tensors, evaluated on the next observation; default :func:`cell_goal_rewards`
         (the zoo's DriveSeek and NoisySeek).
@@ -69,7 +76,7 @@ class MultiReenGAGE(TD3):
         self,
         policy: Any,
         env: Any,
-        gradient_reg: float = DEFAULT_GRADIENT_REG,
+        gradient_reg: float = DEFAULT_MULTI_GRADIENT_REG,
         goal_reward_fn: GoalRewardFn | None = None,
         policy_delay: int = 1,
         target_policy_noise: float = 0.1,

@@ -1,11 +1,17 @@
 """DeepSets actor-critic for many weighted goals (Multi-ReenGAGE, Levine & Feizi 2023).
 
 The desired goal is a set of rows ``(b_i, x_i, ...)``: a weight (gate) ``b_i`` and the goal's
-coordinates. A per-goal encoder ``phi`` reads ``[x_i, achieved_goal, observation]``; the set is
-pooled as ``sum_i b_i**2 * phi_i`` (rows with ``b_i = 0`` are padding and are skipped); the critic
-head reads ``[pooled, achieved_goal, observation, action]`` and the actor head
+coordinates. A per-goal encoder ``phi`` (linear output) reads ``[x_i, achieved_goal, observation]``; the set
+is pooled as ``sum_i b_i**2 * phi_i / n_max`` over all ``n_max`` goal rows, padding included (rows
+with ``b_i = 0`` add nothing and are skipped); the critic head reads
+``[pooled, achieved_goal, observation, action]`` and the actor head
 ``[pooled, achieved_goal, observation]``. The actor uses the critic's encoder (the paper's
-default) without training it: only the critic loss moves the encoder.
+default) without training it, and its pooled features are constants: neither the actor loss
+nor the goal gradient of the target (through ``pi'``) flows through the pooling. These are the
+paper's choices (Appendix Table 4 and the reference pooling_td3_policies_with_sharing.py); the
+first release's (unscaled sum, ReLU on ``phi``'s output, goal gradient through the actor's
+pooling) are reachable with ``pooling="sum"``, ``encoder_output_activation=True`` and
+``actor_goal_gradient=True``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,17 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["DeepSetsActor", "DeepSetsCritic", "DeepSetsEncoder", "MultiGoalPolicy", "check_multi_goal_space"]
+__all__ = [
+    "POOLING_MODES",
+    "DeepSetsActor",
+    "DeepSetsCritic",
+    "DeepSetsEncoder",
+    "MultiGoalPolicy",
+    "check_multi_goal_space",
+]
+
+#: ``"mean"``: ``sum_i b_i**2 phi_i / n_max`` (the paper's); ``"sum"``: unscaled.
+POOLING_MODES = ("mean", "sum")
 
 
 def check_multi_goal_space(observation_space: spaces.Space) -> None:
@@ -70,7 +86,11 @@ class DeepSetsEncoder(nn.Module):
     :param observation_space: the Dict observation space (see :func:`check_multi_goal_space`).
     :param net_arch: hidden layer sizes of ``phi``.
     :param features_dim: output size of ``phi`` (and of the pooled features).
-    :param activation_fn: activation of ``phi`` (also applied to its output).
+    :param activation_fn: activation of ``phi``'s hidden layers.
+    :param pooling: ``"mean"`` (divide the sum by the number of goal rows ``n_max``, padding
+        included: the paper's) or ``"sum"``.
+    :param output_activation: also apply ``activation_fn`` to ``phi``'s output (False: linear
+        output, the paper's).
     """
 
     def __init__(
@@ -79,12 +99,20 @@ class DeepSetsEncoder(nn.Module):
         net_arch: list[int],
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
+        pooling: str = "mean",
+        output_activation: bool = False,
     ) -> None:
         super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling={pooling!r} is not allowed; use one of {POOLING_MODES}")
         goal_dim, achieved_dim, observation_dim = _sizes(observation_space)
         layers = create_mlp(goal_dim + achieved_dim + observation_dim, features_dim, net_arch, activation_fn)
-        self.phi = nn.Sequential(*layers, activation_fn())
+        if output_activation:
+            layers.append(activation_fn())
+        self.phi = nn.Sequential(*layers)
         self.features_dim = features_dim
+        n_rows = int(observation_space.spaces["desired_goal"].shape[0])
+        self.pool_scale = 1.0 / n_rows if pooling == "mean" else 1.0
 
     def forward(self, observations: PyTorchObs) -> th.Tensor:
         """Pool the goal set.
@@ -106,7 +134,8 @@ class DeepSetsEncoder(nn.Module):
         weights = gates[batch_index, goal_index].pow(2).unsqueeze(1)
         features = self.phi(inputs) * weights
         pooled = th.zeros(rows.shape[0], self.features_dim, dtype=features.dtype, device=features.device)
-        return pooled.index_add(0, batch_index, features)
+        pooled = pooled.index_add(0, batch_index, features)
+        return pooled * self.pool_scale if self.pool_scale != 1.0 else pooled
 
 
 def _head_inputs(pooled: th.Tensor, observations: PyTorchObs) -> list[th.Tensor]:
@@ -123,6 +152,9 @@ class DeepSetsActor(BasePolicy):
         so that its parameters belong to the critic alone: one optimizer, one Polyak update).
     :param net_arch: hidden layer sizes of the actor head.
     :param activation_fn: activation of the head.
+    :param goal_gradient: let gradients with respect to the goal rows flow through the pooled
+        features (False: the pooled features are constants, as in the paper's code, so the
+        target's goal gradient does not pass through ``pi'``).
     """
 
     def __init__(
@@ -132,6 +164,7 @@ class DeepSetsActor(BasePolicy):
         encoder: DeepSetsEncoder,
         net_arch: list[int],
         activation_fn: type[nn.Module] = nn.ReLU,
+        goal_gradient: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space, squash_output=True, normalize_images=False)
         _, achieved_dim, observation_dim = _sizes(observation_space)
@@ -140,10 +173,14 @@ class DeepSetsActor(BasePolicy):
         self.mu = nn.Sequential(*create_mlp(in_dim, action_dim, net_arch, activation_fn, squash_output=True))
         self.net_arch = net_arch
         self.activation_fn = activation_fn
+        self.goal_gradient = goal_gradient
         object.__setattr__(self, "shared_encoder", encoder)
 
     def _pooled(self, observations: PyTorchObs) -> th.Tensor:
         encoder: DeepSetsEncoder = self.shared_encoder  # type: ignore[assignment]
+        if not self.goal_gradient:
+            with th.no_grad():
+                return encoder(observations)
         # Detached parameters: the actor loss must not train the critic's encoder, while the
         # gradient with respect to the goal still flows (ReenGAGE's target differentiates pi').
         parameters = {name: value.detach() for name, value in encoder.named_parameters()}
@@ -169,6 +206,8 @@ class DeepSetsCritic(BaseModel):
     :param net_arch: hidden layer sizes of each Q-head.
     :param activation_fn: activation.
     :param n_critics: number of Q-heads (1 for DDPG, 2 for TD3).
+    :param pooling: see :class:`DeepSetsEncoder`.
+    :param encoder_output_activation: see ``output_activation`` of :class:`DeepSetsEncoder`.
     """
 
     def __init__(
@@ -180,11 +219,15 @@ class DeepSetsCritic(BaseModel):
         net_arch: list[int],
         activation_fn: type[nn.Module] = nn.ReLU,
         n_critics: int = 1,
+        pooling: str = "mean",
+        encoder_output_activation: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space, normalize_images=False)
         _, achieved_dim, observation_dim = _sizes(observation_space)
         action_dim = int(action_space.shape[0])
-        self.encoder = DeepSetsEncoder(observation_space, encoder_arch, features_dim, activation_fn)
+        self.encoder = DeepSetsEncoder(
+            observation_space, encoder_arch, features_dim, activation_fn, pooling, encoder_output_activation
+        )
         in_dim = features_dim + achieved_dim + observation_dim + action_dim
         self.n_critics = n_critics
         self.q_networks = nn.ModuleList(
@@ -217,13 +260,21 @@ class MultiGoalPolicy(TD3Policy):
         ``(b_i, x_i, ...)`` (see :func:`check_multi_goal_space`).
     :param action_space: a Box action space.
     :param lr_schedule: learning-rate schedule.
-    :param net_arch: hidden sizes of the actor and critic heads (a list, or a dict with ``pi`` and ``qf``).
-    :param encoder_arch: hidden sizes of the per-goal encoder.
-    :param features_dim: size of the pooled goal-set features.
+    :param net_arch: hidden sizes of the actor and critic heads (a list, or a dict with ``pi`` and
+        ``qf``); default ``[400]`` (Table 4 of the paper's appendix).
+    :param encoder_arch: hidden sizes of the per-goal encoder; default ``[400, 400]`` (Table 4).
+    :param features_dim: size of the pooled goal-set features (the goal embedding); default 20
+        (Table 4).
     :param activation_fn: activation of every network.
     :param optimizer_class: optimizer.
     :param optimizer_kwargs: optimizer arguments other than the learning rate.
     :param n_critics: number of Q-heads (1 for DDPG, 2 for TD3).
+    :param pooling: ``"mean"`` (``sum_i b_i**2 phi_i / n_max``, the paper's) or ``"sum"`` (v0 of
+        this package).
+    :param encoder_output_activation: ReLU on the encoder's output (False: linear, the paper's).
+    :param actor_goal_gradient: let goal gradients flow through the actors' pooling, so that the
+        target's goal gradient includes the path through ``pi'`` (False: the paper's code, where
+        the actor pools without gradient).
     """
 
     actor: DeepSetsActor  # type: ignore[assignment]
@@ -238,11 +289,14 @@ class MultiGoalPolicy(TD3Policy):
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         encoder_arch: list[int] | None = None,
-        features_dim: int = 64,
+        features_dim: int = 20,
         activation_fn: type[nn.Module] = nn.ReLU,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
+        pooling: str = "mean",
+        encoder_output_activation: bool = False,
+        actor_goal_gradient: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("share_features_extractor"):
@@ -254,13 +308,24 @@ class MultiGoalPolicy(TD3Policy):
         check_multi_goal_space(observation_space)
         if isinstance(features_dim, bool) or not isinstance(features_dim, int) or features_dim < 1:
             raise ValueError(f"features_dim={features_dim!r} is not allowed; use an integer >= 1")
-        self.encoder_arch = list(encoder_arch) if encoder_arch is not None else [64]
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling={pooling!r} is not allowed; use one of {POOLING_MODES}")
+        for name, flag in (
+            ("encoder_output_activation", encoder_output_activation),
+            ("actor_goal_gradient", actor_goal_gradient),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name}={flag!r} is not allowed; use True or False")
+        self.encoder_arch = list(encoder_arch) if encoder_arch is not None else [400, 400]
         self.features_dim_ = features_dim
+        self.pooling = pooling
+        self.encoder_output_activation = encoder_output_activation
+        self.actor_goal_gradient = actor_goal_gradient
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
-            net_arch=net_arch if net_arch is not None else [256, 256],
+            net_arch=net_arch if net_arch is not None else [400],
             activation_fn=activation_fn,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
@@ -303,6 +368,7 @@ class MultiGoalPolicy(TD3Policy):
             encoder,
             self.actor_kwargs["net_arch"],
             self.activation_fn,
+            self.actor_goal_gradient,
         ).to(self.device)
 
     def make_critic(self, features_extractor: Any = None) -> DeepSetsCritic:  # type: ignore[override]
@@ -321,11 +387,19 @@ class MultiGoalPolicy(TD3Policy):
             self.critic_kwargs["net_arch"],
             self.activation_fn,
             self.critic_kwargs["n_critics"],
+            self.pooling,
+            self.encoder_output_activation,
         ).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         for key in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
             data.pop(key, None)
-        data.update(encoder_arch=self.encoder_arch, features_dim=self.features_dim_)
+        data.update(
+            encoder_arch=self.encoder_arch,
+            features_dim=self.features_dim_,
+            pooling=self.pooling,
+            encoder_output_activation=self.encoder_output_activation,
+            actor_goal_gradient=self.actor_goal_gradient,
+        )
         return data
