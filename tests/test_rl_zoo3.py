@@ -82,7 +82,8 @@ def rl_zoo3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_zoo_run_folder_has_rl_zoo3_layout(zoo_run: Path) -> None:
     for name in (f"{ENV_NAME}.zip", f"{ENV_NAME}/config.yml", f"{ENV_NAME}/args.yml", "evaluations.npz",
-                 "0.monitor.csv", "best_model.zip", "rl_model_64_steps.zip", "rl_model_256_steps.zip"):  # fmt: skip
+                 "0.monitor.csv", "best_model.zip", "rl_model_64_steps.zip",
+                 "rl_model_256_steps.zip"):  # fmt: skip
         assert (zoo_run / name).is_file(), name
     # One copy of each: no model.zip beside <EnvName>.zip, no config/args outside <EnvName>/.
     assert not [
@@ -138,7 +139,7 @@ def test_rl_zoo3_trains_from_the_zoo_hyperparameter_file(rl_zoo3_run: Path) -> N
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "sac", "td3", "ddpg", "qrdqn", "tqc", "trpo"])
 def test_every_entry_of_rl_zoo3_algos_is_complete_for_rl_zoo3(algo: str) -> None:
-    """rl_zoo3 takes an env's entry alone (no merge with default): n_timesteps and only constructor arguments."""
+    """rl_zoo3 takes an env's entry alone (no merge with default): n_timesteps, constructor arguments."""
     from rl_zoo3.utils import ALGOS
 
     table = yaml.safe_load(resources.files("zoo.hyperparams").joinpath(f"{algo}.yml").read_text())
