@@ -155,7 +155,11 @@ def is_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` is set now (or was when huggingface_hub was imported)."""
     from huggingface_hub import constants
 
-    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
+    # constants.is_offline_mode() only exists in newer releases; the constant is in all of them.
+    return (
+        bool(getattr(constants, "HF_HUB_OFFLINE", False))
+        or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
+    )
 
 
 def make_repo_id(algo: str, env_id: str, org: str | None = None) -> str:
@@ -1005,6 +1009,15 @@ def load_from_hub_with_info(
         try:
             return load_agent(folder, device=device, env=env), snapshot
         except FileNotFoundError as error:
+            if snapshot.source == "cache":
+                # huggingface_hub before 1.0 returns a cached snapshot without checking that
+                # every file is there (an earlier download may have failed half-way).
+                raise NotCachedError(
+                    f"{_describe(repo_id, revision, prefix + WEIGHTS_FILE)} is not (wholly) in the "
+                    f"huggingface_hub cache, and the Hub was not asked: {error}",
+                    repo_id=repo_id,
+                    revision=revision,
+                ) from error
             raise HubNotFoundError(
                 f"{_describe(repo_id, revision, prefix + WEIGHTS_FILE)}: {error}",
                 repo_id=repo_id,

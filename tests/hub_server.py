@@ -472,3 +472,27 @@ def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, body, headers, content_type="application/octet-stream")
 
     return Handler
+
+
+def point_huggingface_hub_at(url: str, monkeypatch: Any) -> None:
+    """Make huggingface_hub's import-time endpoint ``url``, as ``HF_ENDPOINT`` set before Python started would.
+
+    Fixtures set ``HF_ENDPOINT`` after huggingface_hub was imported. Calls that take
+    ``endpoint=`` (what zoo.hub passes) work anyway, but clients that take none (huggingface_sb3's
+    ``load_from_hub``) and huggingface_hub before 1.4 (whose ``CommitInfo`` parses a commit URL
+    against the import-time endpoint) read the constants. 0.x releases also keep a copy of the URL
+    template in ``file_download``.
+
+    :param url: the server's URL.
+    :param monkeypatch: pytest's ``monkeypatch``, which undoes the change after the test.
+    """
+    import importlib
+
+    from huggingface_hub import constants
+
+    template = url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    file_download = importlib.import_module("huggingface_hub.file_download")
+    if hasattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE"):
+        monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch as th
 from conftest import HUB_ORG as ORG
+from hub_server import point_huggingface_hub_at
 from huggingface_hub import HfApi, ModelCard, constants
 from sb3_contrib import QRDQN, TQC, TRPO, MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
@@ -23,6 +24,19 @@ import zoo.envs  # noqa: F401  (registers zoo/ ids)
 from zoo import hub
 from zoo.hub.card import generate_model_card
 from zoo.hub.serialization import resolve_class, space_from_json, space_to_json
+
+
+@pytest.fixture
+def hub_server(hub_server, monkeypatch):
+    """conftest's local Hub, also named in huggingface_hub's import-time constants.
+
+    A user points huggingface_hub at a mirror by setting ``HF_ENDPOINT`` before Python starts;
+    the fixture sets it later, after the import. huggingface_hub before 1.4 builds the
+    ``CommitInfo`` of a commit against that import-time endpoint and cannot parse a commit URL
+    of another host, so the lowest-versions CI run needs the constants to agree.
+    """
+    point_huggingface_hub_at(hub_server.url, monkeypatch)
+    return hub_server
 
 
 def _cache_root(tmp_path: Path) -> Path:
@@ -542,7 +556,7 @@ def test_tensorboard_logs_are_uploaded(hub_server, tmp_path):
 
 
 def test_push_replaces_every_file_of_earlier_pushes_and_other_tools(hub_server, tmp_path, caplog):
-    repo_id = hub.make_repo_id("PPO", "CartPole-v1")
+    repo_id = hub.make_repo_id("PPO", "zoo/DarkRoom-v0")
     api = HfApi(endpoint=hub_server.url)
     api.create_repo(repo_id)
     # What another tool (or an old zoo) left: stale weights a loader could pick up under a newer card.
@@ -554,9 +568,9 @@ def test_push_replaces_every_file_of_earlier_pushes_and_other_tools(hub_server, 
         path_or_fileobj=tmp_path / "old.safetensors", path_in_repo="weights/old.bin", repo_id=repo_id
     )
     api.upload_file(path_or_fileobj=tmp_path / "old.safetensors", path_in_repo="notes.txt", repo_id=repo_id)
-    model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny(), seed=0)
+    model = PPO("MlpPolicy", "zoo/DarkRoom-v0", policy_kwargs=tiny(), seed=0)
     with caplog.at_level("WARNING", logger="zoo.hub.push"):
-        first = hub.push_to_hub(model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=False)
+        first = hub.push_to_hub(model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=1, record_replay=False)
     repo = hub_server.get_repo("model", repo_id)
     assert set(repo.files(first.oid)) == {".gitattributes", *first.uploaded}
     assert first.removed == ("notes.txt", "weights/old.bin")  # model.safetensors was replaced, not removed
@@ -567,9 +581,9 @@ def test_push_replaces_every_file_of_earlier_pushes_and_other_tools(hub_server, 
     logs.mkdir(parents=True)
     (logs / "events.out.tfevents.1").write_bytes(b"fake-events")
     second = hub.push_to_hub(
-        model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=True, tensorboard_dir=tmp_path / "tb"
+        model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=1, video_length=5, tensorboard_dir=tmp_path / "tb"
     )
-    third = hub.push_to_hub(model, repo_id, "CartPole-v1", n_eval_episodes=1, record_replay=False)
+    third = hub.push_to_hub(model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=1, record_replay=False)
     assert set(third.removed) == {"replay.mp4", "logs/PPO_1/events.out.tfevents.1"}
     assert set(repo.files(third.oid)) == {".gitattributes", *third.uploaded} == set(repo.files(first.oid))
     assert "replay.mp4" in repo.files(second.oid)
@@ -598,9 +612,13 @@ def test_push_without_network_raises_one_hub_error_naming_endpoint_and_repo(monk
 
 
 def test_loading_a_zoo_push_downloads_no_pickle(hub_server):
-    repo_id = hub.make_repo_id("PPO", "CartPole-v1")
+    repo_id = hub.make_repo_id("PPO", "zoo/DarkRoom-v0")
     hub.push_to_hub(
-        PPO("MlpPolicy", "CartPole-v1", policy_kwargs=tiny()), repo_id, "CartPole-v1", n_eval_episodes=1
+        PPO("MlpPolicy", "zoo/DarkRoom-v0", policy_kwargs=tiny()),
+        repo_id,
+        "zoo/DarkRoom-v0",
+        n_eval_episodes=1,
+        video_length=5,
     )
     hub_server.requests.clear()
     hub.load_from_hub(repo_id, device="cpu")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import HUB_ORG as ORG
+from hub_server import point_huggingface_hub_at
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
@@ -38,10 +39,7 @@ def trusting(hub_server, monkeypatch):
     """
     from huggingface_hub import constants
 
-    monkeypatch.setattr(constants, "ENDPOINT", hub_server.url)
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub_server.url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
+    point_huggingface_hub_at(hub_server.url, monkeypatch)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", hub.hub_cache_dir())
     monkeypatch.setenv("TRUST_REMOTE_CODE", "True")
 
