@@ -866,6 +866,7 @@ HYPERPARAMETER_KINDS: dict[str, Callable[[Any, Any, str], Any]] = {
     "kickstart_loss": _choice("cross_entropy", "kl"),
     "gradient_reg": _number,
     "gradient_temperature": _number,
+    "soft_value": _choice("softmax_mean", "logsumexp"),
 }
 
 
