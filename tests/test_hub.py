@@ -953,6 +953,8 @@ def test_her_agent_loads_for_acting_without_env(hub_server):
 
 def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_path):
     ad = pytest.importorskip("zoo.agents.ad")
+    # push_dataset writes Parquet through pyarrow, which only the datasets/minari extras install.
+    pytest.importorskip("pyarrow", reason="push_dataset needs pyarrow, not a core dependency")
     dataset = ad.collect_histories(
         "zoo/DarkRoom-v0", ad.NoisyExpert(), tmp_path / "data", episodes=3, env_kwargs={"size": 3}
     )
