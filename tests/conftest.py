@@ -42,11 +42,14 @@ def hub_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 
     The real ``huggingface_hub`` client talks to it (``tests/hub_server.py``).
     """
-    from hub_server import HubServer
+    from hub_server import HubServer, point_huggingface_hub_at
     from huggingface_hub import constants
 
     server = HubServer(tmp_path / "hub-store").start()
     monkeypatch.setenv("HF_ENDPOINT", server.url)
+    # Clients that take no endpoint= (huggingface_sb3) and huggingface_hub < 1.4 read the
+    # import-time constants, as if HF_ENDPOINT had been set before Python started.
+    point_huggingface_hub_at(server.url, monkeypatch)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
