@@ -1,254 +1,422 @@
-"""ReenGAGE benchmark: success rate / return against env steps, ReenGAGE vs its parent algorithm.
+"""ReenGAGE benchmark: the paper's learning curves as a resumable sweep of (config, seed) cells.
 
-Not a test. Three experiments (``--experiment``):
+Not a test. Every cell trains one agent with the hyperparameters of ``zoo/hyperparams/<algo>.yml``
+for its env id (the ReenGAGE appendix's values, see those files), evaluates it every
+``eval_every`` steps and writes one JSON file, atomically, when it finishes:
+``benchmarks/results/reengage/<config>__seed<k>.json``. A cell whose file exists is skipped, so
+the grid completes over several sessions; commit the files as they appear.
 
-* ``seek``: zoo/ContinuousSeek-d{d}-v0, DDPG+HER (``gradient_reg=0``, exactly DDPG's update) vs
-  ReenGAGE-DDPG+HER with ``gradient_reg`` = alpha * d for alpha in {0.1, 0.2, 0.3}/d; success
-  rate over ``--eval-episodes`` deterministic episodes every ``--eval-every`` steps.
-* ``drive``: zoo/DriveSeek-v0, DDPG (MultiReenGAGE with ``gradient_reg=0``, same DeepSets
-  networks) vs Multi-ReenGAGE; mean evaluation return.
-* ``bitflip``: zoo/BitFlip-n40-v0, DQN+HER vs ReenGAGE-DQN+HER; success rate.
-* ``timing``: CPU time per gradient step of ReenGAGE-DDPG relative to DDPG on ContinuousSeek
-  (``--dims``), the two interleaved in one process on the same filled HER buffer, so that the
-  ratio is not skewed by the load of a shared machine (``time.process_time``).
+The grid (issue #12; ``--list`` prints it with what is done and what is missing):
 
-Wall time per environment step is reported relative to the parent algorithm in the same run.
-Results are written (atomically) as JSON to ``--output`` and summarised as a Markdown table.
+* ``seek-d{5,10,20}-her`` vs ``seek-d{d}-reengage{alpha*d}``: zoo/ContinuousSeek-d{d}-v1,
+  DDPG+HER vs ReenGAGE-DDPG+HER (alpha = 0.2 / d at every d, also 0.1 and 0.3 / d at d = 10);
+  budgets 12k (d = 5), 50k (d = 10), 250k (d = 20) steps; success (goal ever reached) over 50
+  deterministic episodes every 2k steps.
+* ``drive-ddpg`` vs ``drive-multi10``: zoo/DriveSeek-v1, DDPG (MultiReenGAGE with
+  ``gradient_reg=0``: DDPG's update on the same DeepSets networks) vs Multi-ReenGAGE, 40k steps;
+  ``noisy-ddpg`` vs ``noisy-multi10`` on zoo/NoisySeek-v1, 160k steps (the reference greedy agent
+  scores 11.80 ± 0.29, Appendix). Return over 100 episodes every 4k steps (Table 4).
+* ``bitflip40-dqn-her`` vs ``bitflip40-reengage0.5``: zoo/BitFlip-n40-v0, DQN+HER vs
+  ReenGAGE-DQN (tau 0.5), 400k steps, success over 50 episodes every 2k steps.
 
-Example (the slice in BENCHMARKS.md)::
+Cells run as Ray Tune trials, one CPU (and one torch thread) each, so seeds and configs run in
+parallel processes: locally by default (``--workers`` processes), on a cluster with
+``--address``; the driver writes the result files, so workers need no shared disk.
+``--backend serial`` runs the cells one after the other in this process. ``--budget-scale``
+shrinks every budget (steps and evaluation period) for a smoke run; its files go to
+``<results>/scale<x>/`` and never count as cells of the grid.
 
-    python benchmarks/reengage.py --experiment seek --dims 5 10 --gradient-regs 0 0.2 \
-        --seeds 0 1 2 --steps 10000 --eval-every 2500
+Wall time per env step of each cell is in its file; the summary (``--summary``) gives the ratio
+to the parent cell of the same seed. Cells that ran at the same time on a shared machine are
+the fairest comparison; ``benchmarks/reengage_step_cost.py`` times gradient steps side by side.
+
+Examples::
+
+    python benchmarks/reengage.py --list
+    python benchmarks/reengage.py --cells seek-d5-her seek-d5-reengage0.2 --seeds 0 1 2 --workers 3
+    python benchmarks/reengage.py --budget-scale 0.05 --workers 2          # smoke run, whole grid
+    python benchmarks/reengage.py --address auto                          # everything, on a cluster
+    python benchmarks/reengage.py --summary
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import platform
+import shlex
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import torch as th
-from stable_baselines3 import DQN, HerReplayBuffer
-from stable_baselines3.common.noise import NormalActionNoise
 
-import zoo  # noqa: F401  (registers the environments)
-from zoo.agents import MultiReenGAGE, ReenGAGEDDPG, ReenGAGEDQN
-from zoo.hub.files import atomic_write_text
+RESULTS = Path(__file__).resolve().parent / "results" / "reengage"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One configuration of the grid (run once per seed)."""
+
+    name: str
+    """Config name, the result file's prefix."""
+    algo: str
+    """``zoo train --algo`` name; its hyperparameter file gives the settings."""
+    env_id: str
+    """Environment id (its entry in the hyperparameter file)."""
+    steps: int
+    """Environment steps at the paper's budget."""
+    eval_every: int
+    """Environment steps between evaluations."""
+    eval_episodes: int
+    """Deterministic evaluation episodes per evaluation."""
+    params: tuple[tuple[str, Any], ...] = ()
+    """Overrides of the file's entry (as ``--params`` would give them)."""
+    parent: str | None = None
+    """The baseline config this one is compared with (None for a baseline)."""
+    metric: str = "success"
+    """``success`` (goal ever reached in the episode) or ``return``."""
+
+
+def grid() -> list[Cell]:
+    """The issue's grid, baselines first."""
+    cells: list[Cell] = []
+    for dim, steps, alphas in ((5, 12_000, (0.2,)), (10, 50_000, (0.1, 0.2, 0.3)), (20, 250_000, (0.2,))):
+        env_id = f"zoo/ContinuousSeek-d{dim}-v1"
+        her = f"seek-d{dim}-her"
+        cells.append(Cell(her, "ddpg", env_id, steps, 2_000, 50))
+        for reg in alphas:
+            name = f"seek-d{dim}-reengage{reg:g}"
+            cells.append(Cell(name, "reengage_ddpg", env_id, steps, 2_000, 50, (("gradient_reg", reg),), her))
+    for short, env_id, steps in (
+        ("drive", "zoo/DriveSeek-v1", 40_000),
+        ("noisy", "zoo/NoisySeek-v1", 160_000),
+    ):
+        base = f"{short}-ddpg"
+        for name, reg, parent in ((base, 0.0, None), (f"{short}-multi10", 10.0, base)):
+            cells.append(
+                Cell(
+                    name,
+                    "multi_reengage",
+                    env_id,
+                    steps,
+                    4_000,
+                    100,
+                    (("gradient_reg", reg),),
+                    parent,
+                    "return",
+                )
+            )
+    cells.append(Cell("bitflip40-dqn-her", "dqn", "zoo/BitFlip-n40-v0", 400_000, 2_000, 50))
+    reengage_dqn = (("gradient_reg", 0.5),)
+    cells.append(
+        Cell(
+            "bitflip40-reengage0.5",
+            "reengage_dqn",
+            "zoo/BitFlip-n40-v0",
+            400_000,
+            2_000,
+            50,
+            reengage_dqn,
+            "bitflip40-dqn-her",
+        )
+    )
+    return cells
+
+
+def result_path(results: Path, name: str, seed: int, budget_scale: float = 1.0) -> Path:
+    folder = results if budget_scale == 1.0 else results / f"scale{budget_scale:g}"
+    return folder / f"{name}__seed{seed}.json"
+
+
+def agent_kwargs(cell: Cell, steps: int, env: Any) -> dict[str, Any]:
+    """The file's entry for the cell with its overrides, as SB3 constructor arguments.
+
+    ``noise_type`` / ``noise_std`` (rl_zoo3's spelling of Gaussian action noise) become a
+    ``NormalActionNoise``; ``HerReplayBuffer`` the class; the buffer is cut to the run's length
+    (a 1e6-slot buffer holds a whole run here, so the cut changes nothing but memory).
+    """
+    from stable_baselines3 import HerReplayBuffer
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from zoo.params import RUNNER_KEYS, check_hyperparams, load_hyperparams
+
+    kwargs = check_hyperparams({**load_hyperparams(cell.algo, cell.env_id), **dict(cell.params)})
+    for key in RUNNER_KEYS:
+        kwargs.pop(key, None)
+    noise_type = kwargs.pop("noise_type", None)
+    noise_std = kwargs.pop("noise_std", None)
+    if noise_type is not None:
+        if noise_type != "normal":
+            raise ValueError(f"{cell.name}: noise_type {noise_type!r} is not handled here; use normal")
+        dim = int(np.prod(env.action_space.shape))
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(noise_std) * np.ones(dim))
+    if kwargs.get("replay_buffer_class") == "HerReplayBuffer":
+        kwargs["replay_buffer_class"] = HerReplayBuffer
+    if steps < cell.steps:  # a smoke run (--budget-scale): the warm-up shrinks with the budget
+        kwargs["learning_starts"] = round(int(kwargs.get("learning_starts", 100)) * steps / cell.steps)
+    kwargs["buffer_size"] = min(int(kwargs.get("buffer_size", 1_000_000)), max(steps, 10_000))
+    return kwargs
 
 
 def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, float]:
-    """Mean success (any step with is_success) and mean return over ``episodes`` deterministic episodes."""
+    """Mean success (``is_success`` at the last step: cumulative in the -v1 envs) and mean return."""
+    import gymnasium as gym
+
     env = gym.make(env_id)
     successes, returns = [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=10_000 * (seed + 1) + episode)
-        done, total, success = False, 0.0, False
+        done, total, info = False, 0.0, {}
         while not done:
             action, _ = model.predict(obs, deterministic=True)
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
-            success = success or bool(info.get("is_success", False))
             done = terminated or truncated
-        successes.append(float(success))
+        successes.append(float(info.get("is_success", False)))
         returns.append(total)
     env.close()
     return float(np.mean(successes)), float(np.mean(returns))
 
 
-def build(experiment: str, env_id: str, gradient_reg: float, seed: int, args: argparse.Namespace) -> Any:
-    env = gym.make(env_id)
-    # The whole run fits: HerReplayBuffer spends seconds allocating 1e6 slots it would not use.
-    buffer_size = max(args.steps, 10_000)
-    if experiment == "seek":
-        dim = int(env.action_space.shape[0])
-        return ReenGAGEDDPG(
-            "MultiInputPolicy",
-            env,
-            gradient_reg=gradient_reg,
-            replay_buffer_class=HerReplayBuffer,
-            buffer_size=buffer_size,
-            replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
-            learning_rate=1e-3,
-            learning_starts=500,
-            batch_size=args.batch_size,
-            gamma=0.9,
-            action_noise=NormalActionNoise(np.zeros(dim), 0.2 * np.ones(dim)),
-            policy_kwargs={"net_arch": [args.hidden, args.hidden]},
-            seed=seed,
-            device=args.device,
-        )
-    if experiment == "drive":
-        return MultiReenGAGE(
-            "MultiGoalPolicy",
-            env,
-            gradient_reg=gradient_reg,
-            buffer_size=buffer_size,
-            learning_rate=1e-3,
-            learning_starts=1000,
-            batch_size=args.batch_size,
-            gamma=0.95,
-            action_noise=NormalActionNoise(np.zeros(1), 0.3 * np.ones(1)),
-            policy_kwargs={"net_arch": [args.hidden, args.hidden], "encoder_arch": [64], "features_dim": 64},
-            seed=seed,
-            device=args.device,
-        )
-    cls = DQN if gradient_reg == 0 else ReenGAGEDQN
-    kwargs = {} if gradient_reg == 0 else {"gradient_reg": gradient_reg}
-    return cls(
-        "MultiInputPolicy",
-        env,
-        replay_buffer_class=HerReplayBuffer,
-        buffer_size=buffer_size,
-        replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
-        learning_rate=1e-3,
-        learning_starts=1000,
-        batch_size=args.batch_size,
-        gamma=0.98,
-        train_freq=1,
-        target_update_interval=500,
-        exploration_fraction=0.2,
-        policy_kwargs={"net_arch": [args.hidden, args.hidden]},
-        seed=seed,
-        device=args.device,
-        **kwargs,
-    )
+def run_cell(cell: Cell, seed: int, budget_scale: float = 1.0, report: Any = None) -> dict[str, Any]:
+    """Train and evaluate one (cell, seed); ``report(point)`` is called after each evaluation."""
+    import gymnasium as gym
+    import torch as th
 
+    import zoo  # noqa: F401  (registers the environments)
+    from zoo.algos import algo_class
 
-def run_one(experiment: str, env_id: str, gradient_reg: float, seed: int, args: argparse.Namespace) -> dict:
-    model = build(experiment, env_id, gradient_reg, seed, args)
+    th.set_num_threads(1)
+    steps = max(round(cell.steps * budget_scale), 1)
+    eval_every = max(round(cell.eval_every * budget_scale), 1)
+    env = gym.make(cell.env_id)
+    kwargs = agent_kwargs(cell, steps, env)
+    model = algo_class(cell.algo)(env=env, seed=seed, device="cpu", verbose=0, **kwargs)
     curve: list[dict[str, float]] = []
-    train_seconds = 0.0
-    done_steps = 0
-    while done_steps < args.steps:
-        chunk = min(args.eval_every, args.steps - done_steps)
-        start = time.perf_counter()
+    train_seconds, done_steps = 0.0, 0
+    while done_steps < steps:
+        chunk = min(eval_every, steps - done_steps)
+        started = time.perf_counter()
         model.learn(chunk, reset_num_timesteps=done_steps == 0)
-        train_seconds += time.perf_counter() - start
+        train_seconds += time.perf_counter() - started
         done_steps += chunk
-        success, mean_return = evaluate(model, env_id, args.eval_episodes, seed)
-        curve.append({"steps": done_steps, "success": success, "return": mean_return})
-        print(
-            f"{env_id} reg={gradient_reg} seed={seed} steps={done_steps} success={success:.2f} return={mean_return:.2f}",
-            flush=True,
-        )
+        success, mean_return = evaluate(model, cell.env_id, cell.eval_episodes, seed)
+        point = {"steps": done_steps, "success": success, "return": round(mean_return, 4)}
+        curve.append(point)
+        if report is not None:
+            report(point)
+    env.close()
+    shown = {key: repr(value) if not isinstance(value, int | float | str | list | dict) else value
+             for key, value in kwargs.items()}  # fmt: skip
     return {
-        "env_id": env_id,
-        "gradient_reg": gradient_reg,
+        "config": cell.name,
         "seed": seed,
+        "algo": cell.algo,
+        "env_id": cell.env_id,
+        "metric": cell.metric,
+        "parent": cell.parent,
+        "budget_scale": budget_scale,
+        "steps": steps,
+        "eval_every": eval_every,
+        "eval_episodes": cell.eval_episodes,
+        "hyperparams": shown,
         "curve": curve,
-        "seconds_per_step": train_seconds / args.steps,
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_step": train_seconds / steps,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": 1,
+            "python": platform.python_version(),
+        },
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def timing(args: argparse.Namespace) -> list[dict]:
-    """CPU seconds per gradient step, parent (gradient_reg=0) vs ReenGAGE, interleaved."""
-    from stable_baselines3.common.logger import configure
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    from zoo.hub.files import atomic_write_text
 
-    rows = []
-    for dim in args.dims:
-        env_id = f"zoo/ContinuousSeek-d{dim}-v0"
-        models = {}
-        for reg in args.gradient_regs:
-            model = build("seek", env_id, reg, 0, argparse.Namespace(**{**vars(args), "steps": 2_000}))
-            model.learning_starts = 2_000  # only collect: training is timed below
-            model.learn(2_000)
-            model.set_logger(configure(None, []))
-            models[reg] = model
-        seconds = {reg: 0.0 for reg in models}
-        for _ in range(args.timing_repeats):
-            for reg, model in models.items():
-                start = time.process_time()
-                model.train(gradient_steps=50, batch_size=args.batch_size)
-                seconds[reg] += time.process_time() - start
-        steps = 50 * args.timing_repeats
-        for reg in models:
-            rows.append(
-                {
-                    "env_id": env_id,
-                    "gradient_reg": reg,
-                    "cpu_seconds_per_gradient_step": seconds[reg] / steps,
-                    "relative_to_parent": seconds[reg] / seconds[min(models)],
-                }
-            )
-            print(
-                f"{env_id} reg={reg} cpu_ms_per_gradient_step={1000 * seconds[reg] / steps:.2f} "
-                f"ratio={seconds[reg] / seconds[min(models)]:.2f}",
-                flush=True,
-            )
-    return rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
 
 
-def write_json(path: str, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1))
+def pending(
+    cells: list[Cell], seeds: list[int], results: Path, budget_scale: float
+) -> list[tuple[Cell, int]]:
+    # Seed-major: a partial sweep has every config at its first seeds, not all seeds of the first config.
+    return [(cell, seed) for seed in seeds for cell in cells
+            if not result_path(results, cell.name, seed, budget_scale).is_file()]  # fmt: skip
 
 
-def summarise(results: list[dict], metric: str) -> str:
-    lines = [
-        f"| env | gradient_reg | steps | {metric} (mean ± std over seeds) | seeds | s/step vs parent |",
-        "|---|---|---|---|---|---|",
-    ]
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for result in results:
-        groups.setdefault((result["env_id"], result["gradient_reg"]), []).append(result)
-    for (env_id, reg), runs in sorted(groups.items()):
-        parent = groups.get((env_id, 0.0))
-        parent_time = np.mean([r["seconds_per_step"] for r in parent]) if parent else float("nan")
-        ratio = np.mean([r["seconds_per_step"] for r in runs]) / parent_time
-        for index, point in enumerate(runs[0]["curve"]):
-            values = [r["curve"][index][metric] for r in runs]
-            lines.append(
-                f"| {env_id} | {reg:g} | {point['steps']} | {np.mean(values):.2f} ± {np.std(values):.2f} | "
-                f"{len(runs)} | {ratio:.2f}× |"
-            )
+def run_serial(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str) -> None:
+    for cell, seed in todo:
+
+        def show(point: dict[str, float], cell: Cell = cell, seed: int = seed) -> None:
+            print(f"{cell.name} seed={seed} {point}", flush=True)
+
+        result = run_cell(cell, seed, budget_scale, show)
+        write_result(result_path(results, cell.name, seed, budget_scale), {**result, "command": command})
+        print(f"done {cell.name} seed={seed}", flush=True)
+
+
+def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
+            address: str | None, workers: int) -> None:  # fmt: skip
+    """One Ray Tune trial per (cell, seed), one CPU each; the driver writes each finished cell."""
+    import ray
+    from ray import tune
+
+    cells = {cell.name: cell for cell, _ in todo}
+
+    def trainable(config: dict[str, Any]) -> None:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        cell = Cell(**{**config["cell"], "params": tuple(map(tuple, config["cell"]["params"]))})
+
+        def report(point: dict[str, float]) -> None:
+            tune.report({**point, "done": False})
+
+        result = run_cell(cell, config["seed"], config["budget_scale"], report)
+        tune.report({"steps": result["steps"], "done": True, "result_json": json.dumps(result)})
+
+    class WriteResults(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            last = trial.last_result or {}
+            if not last.get("result_json"):
+                return
+            result = json.loads(last["result_json"])
+            write_result(result_path(results, result["config"], result["seed"], budget_scale),
+                         {**result, "command": command})  # fmt: skip
+            print(f"done {result['config']} seed={result['seed']}", flush=True)
+
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False)
+    space = {
+        "trial": tune.grid_search([
+            {"cell": dataclasses.asdict(cells[cell.name]), "seed": seed} for cell, seed in todo
+        ]),
+        "budget_scale": budget_scale,
+    }  # fmt: skip
+
+    def unpack(config: dict[str, Any]) -> None:
+        trainable({**config["trial"], "budget_scale": config["budget_scale"]})
+
+    tuner = tune.Tuner(
+        tune.with_resources(unpack, {"cpu": 1}),
+        param_space=space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=None if address else workers),
+        run_config=tune.RunConfig(
+            name="reengage",
+            callbacks=[WriteResults()],
+            verbose=1,
+            storage_path=str(Path("runs/ray").resolve()),
+        ),
+    )
+    tuner.fit()
+
+
+def listing(cells: list[Cell], seeds: list[int], results: Path, budget_scale: float) -> str:
+    lines = ["config | algo | env | steps | seeds done | seeds missing"]
+    for cell in cells:
+        done = [s for s in seeds if result_path(results, cell.name, s, budget_scale).is_file()]
+        missing = [s for s in seeds if s not in done]
+        lines.append(
+            f"{cell.name} | {cell.algo} | {cell.env_id} | {cell.steps} | {done or '-'} | {missing or '-'}"
+        )
     return "\n".join(lines)
 
 
-def main() -> None:
+def summary(results: Path) -> str:
+    """Markdown table of the finished files: final and per-evaluation metric, mean ± std over seeds."""
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results.glob("*__seed*.json")):
+        result = json.loads(path.read_text())
+        by_config.setdefault(result["config"], []).append(result)
+    lines = [
+        "| config | env | steps | metric | final (mean ± std) | seeds | s / env step | vs parent (same seeds) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in by_config.items():
+        metric = runs[0]["metric"]
+        final = [run["curve"][-1][metric] for run in runs]
+        per_step = np.mean([run["seconds_per_step"] for run in runs])
+        ratio = ""
+        parent = by_config.get(runs[0]["parent"] or "")
+        if parent:
+            seeds = {run["seed"] for run in parent} & {run["seed"] for run in runs}
+            mine = [run["seconds_per_step"] for run in runs if run["seed"] in seeds]
+            theirs = [run["seconds_per_step"] for run in parent if run["seed"] in seeds]
+            if seeds:
+                ratio = f"{np.mean(mine) / np.mean(theirs):.2f}×"
+        lines.append(
+            f"| {name} | {runs[0]['env_id']} | {runs[0]['steps']} | {metric} | {np.mean(final):.2f} ± "
+            f"{np.std(final):.2f} | {len(runs)} | {1000 * per_step:.1f} ms | {ratio} |"
+        )
+    lines.append("")
+    lines.append("Curves (mean ± std over seeds at each evaluation):")
+    for name, runs in by_config.items():
+        metric = runs[0]["metric"]
+        points = []
+        for index, point in enumerate(runs[0]["curve"]):
+            values = [run["curve"][index][metric] for run in runs if len(run["curve"]) > index]
+            points.append(f"{point['steps']}: {np.mean(values):.2f} ± {np.std(values):.2f}")
+        lines.append(f"- {name}: " + ", ".join(points))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--experiment", choices=["seek", "drive", "bitflip", "timing"], default="seek")
-    parser.add_argument("--dims", type=int, nargs="+", default=[5, 10, 20], help="ContinuousSeek dimensions")
     parser.add_argument(
-        "--gradient-regs",
-        type=float,
-        nargs="+",
-        default=[0.0, 0.1, 0.2, 0.3],
-        help="gradient_reg values (= alpha * d); 0 is the parent algorithm",
+        "--cells", nargs="+", default=None, help="config names to run (default: the whole grid)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=50_000, help="environment steps per run")
-    parser.add_argument("--eval-every", type=int, default=5_000)
-    parser.add_argument("--eval-episodes", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--timing-repeats", type=int, default=10, help="timing: blocks of 50 gradient steps")
-    parser.add_argument("--output", default="runs/reengage_benchmark.json")
-    args = parser.parse_args()
-    th.set_num_threads(args.threads)
-
-    if args.experiment == "timing":
-        write_json(args.output, {"args": vars(args), "timing": timing(args)})
+    parser.add_argument(
+        "--list", action="store_true", help="print the grid: which cells are done and missing"
+    )
+    parser.add_argument("--summary", action="store_true", help="print the finished cells as a Markdown table")
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (smoke runs)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
+    parser.add_argument("--backend", choices=["ray", "serial"], default="ray")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    parser.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1),
+                        help="local Ray: cells at once (one CPU each)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.budget_scale <= 0:
+        parser.error("--budget-scale must be > 0")
+    cells = grid()
+    if args.cells:
+        known = {cell.name for cell in cells}
+        unknown = [name for name in args.cells if name not in known]
+        if unknown:
+            parser.error(f"--cells {' '.join(unknown)}: unknown; the grid has {', '.join(sorted(known))}")
+        cells = [cell for cell in cells if cell.name in args.cells]
+    if args.list:
+        print(listing(cells, args.seeds, args.results, args.budget_scale))
         return
-    if args.experiment == "seek":
-        env_ids = [f"zoo/ContinuousSeek-d{dim}-v0" for dim in args.dims]
-    elif args.experiment == "drive":
-        env_ids = ["zoo/DriveSeek-v0"]
+    if args.summary:
+        print(
+            summary(
+                args.results if args.budget_scale == 1.0 else args.results / f"scale{args.budget_scale:g}"
+            )
+        )
+        return
+    todo = pending(cells, args.seeds, args.results, args.budget_scale)
+    print(
+        f"{len(todo)} cell(s) to run: {', '.join(f'{c.name}/seed{s}' for c, s in todo) or 'none'}", flush=True
+    )
+    if not todo:
+        return
+    command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    if args.backend == "serial":
+        run_serial(todo, args.results, args.budget_scale, command)
     else:
-        env_ids = ["zoo/BitFlip-n40-v0"]
-    results = []
-    for env_id in env_ids:
-        for seed in args.seeds:
-            for reg in args.gradient_regs:
-                results.append(run_one(args.experiment, env_id, reg, seed, args))
-                write_json(args.output, {"args": vars(args), "results": results})
-    metric = "return" if args.experiment == "drive" else "success"
-    print(summarise(results, metric))
+        run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers)
 
 
 if __name__ == "__main__":
