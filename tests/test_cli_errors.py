@@ -245,3 +245,38 @@ def test_enjoy_repo_passes_trust_remote_code(tmp_path: Path, hub_server, capsys)
     with pytest.warns(UserWarning, match="unpickling"):
         main([*argv, "--trust-remote-code"])
     assert "Episode returns:" in capsys.readouterr().out
+
+
+def test_rl_zoo3_noise_keys_become_sb3_action_noise(tmp_path: Path) -> None:
+    """``noise_type`` / ``noise_std`` (rl_zoo3's keys, the ReenGAGE paper's Gaussian noise) reach the agent."""
+    import numpy as np
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from zoo.config import TrainConfig
+    from zoo.runner import _build_model, make_training_env, plan_training
+
+    config = TrainConfig(
+        algo="ddpg", env="Pendulum-v1", device="cpu", params=["noise_type:normal", "noise_std:0.03"]
+    )
+    plan = plan_training(config)
+    assert plan.action_noise == ("normal", 0.03) and "noise_type" not in plan.agent_kwargs
+    env = make_training_env("Pendulum-v1", 1, 0, "dummy", {})
+    model = _build_model(config, plan, env)
+    assert isinstance(model.action_noise, NormalActionNoise)
+    np.testing.assert_allclose(model.action_noise._sigma, [0.03])
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (["noise_type:pink", "noise_std:0.1"], "noise_type='pink' is not allowed"),
+        (["noise_type:normal", "noise_std:-1"], "noise_std=-1 must be a number >= 0"),
+        (["noise_std:0.1"], "noise_std=0.1 needs a noise_type"),
+    ],
+)
+def test_bad_noise_keys_are_refused(
+    capsys: pytest.CaptureFixture[str], params: list[str], expected: str
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "ddpg", "--env", "Pendulum-v1", "--device", "cpu", "--params", *params])
+    assert expected in capsys.readouterr().err

@@ -515,6 +515,49 @@ class TrainingPlan:
     """``native`` or ``dummy`` (``--vec-env auto`` resolved)."""
     saved_hyperparams: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The hyperparameter entry as used (file, then --params), runner keys included: config.yml."""
+    action_noise: tuple[str, float] | None = None
+    """rl_zoo3's ``noise_type`` and ``noise_std`` (exploration noise of off-policy agents), if given."""
+
+
+#: rl_zoo3's ``noise_type`` values and the SB3 noise classes they name.
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
+
+
+def _action_noise_spec(hyperparams: dict[str, Any], source: str) -> tuple[str, float] | None:
+    """Pop rl_zoo3's ``noise_type`` / ``noise_std`` (checked) from the hyperparameters."""
+    noise_type = hyperparams.pop("noise_type", None)
+    noise_std = hyperparams.pop("noise_std", None)
+    if noise_type is None:
+        if noise_std is not None:
+            raise ValueError(
+                f"{source}: noise_std={noise_std!r} needs a noise_type ({', '.join(NOISE_TYPES)})"
+            )
+        return None
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(
+            f"{source}: noise_type={noise_type!r} is not allowed; use one of {', '.join(NOISE_TYPES)}"
+        )
+    if isinstance(noise_std, bool) or not isinstance(noise_std, int | float) or not noise_std >= 0:
+        raise ValueError(
+            f"{source}: noise_std={noise_std!r} must be a number >= 0 with noise_type={noise_type!r}"
+        )
+    return str(noise_type), float(noise_std)
+
+
+def _make_action_noise(spec: tuple[str, float] | None, env: Any) -> dict[str, Any]:
+    """``{"action_noise": ...}`` for an SB3 constructor, as rl_zoo3 builds it from noise_type/noise_std."""
+    if spec is None:
+        return {}
+    from gymnasium import spaces
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    if not isinstance(env.action_space, spaces.Box):
+        raise ValueError(
+            f"noise_type={spec[0]!r} needs a continuous (Box) action space; the env has {env.action_space}"
+        )
+    shape = env.action_space.shape
+    noise_class = NormalActionNoise if spec[0] == "normal" else OrnsteinUhlenbeckActionNoise
+    return {"action_noise": noise_class(mean=np.zeros(shape), sigma=spec[1] * np.ones(shape))}
 
 
 def plan_training(config: TrainConfig) -> TrainingPlan:
@@ -545,6 +588,9 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     vec_env = resolve_vec_env(config.env, config.vec_env)
     for key in RUNNER_KEYS:
         hyperparams.pop(key, None)
+    action_noise = _action_noise_spec(
+        hyperparams, f"zoo/hyperparams/{config.algo}.yml ({config.env}) / --params"
+    )
     allowed = _constructor_parameters(cls)
     unknown = sorted(set(hyperparams) - allowed)
     if unknown:
@@ -557,7 +603,15 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     agent_kwargs = _resolve_special_values(copy.deepcopy(hyperparams))
     agent_kwargs.update(_teacher_kwargs(config, env_kwargs))
     return TrainingPlan(
-        cls, hyperparams, agent_kwargs, env_kwargs, n_timesteps, n_envs, vec_env, saved_hyperparams
+        cls,
+        hyperparams,
+        agent_kwargs,
+        env_kwargs,
+        n_timesteps,
+        n_envs,
+        vec_env,
+        saved_hyperparams,
+        action_noise,
     )
 
 
@@ -570,6 +624,7 @@ def _build_model(config: TrainConfig, plan: TrainingPlan, env: Any) -> Any:
             device=config.device,
             tensorboard_log=None,
             verbose=config.verbose,
+            **_make_action_noise(plan.action_noise, env),
             **plan.agent_kwargs,
         )
     except (AssertionError, TypeError) as error:  # SB3 asserts spaces; a policy_kwargs key it lacks
