@@ -6,10 +6,37 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium
+import gymnasium.envs.registration
+import gymnasium.wrappers.common
 import pytest
 
 #: The organisation the local Hub fixture uses for pushes and teacher repos.
 HUB_ORG = "zoo-test"
+
+
+def _time_limit_homes() -> list[tuple[object, str]]:
+    return [
+        (gymnasium.wrappers, "TimeLimit"),
+        (gymnasium.wrappers.common, "TimeLimit"),
+        (gymnasium.envs.registration, "TimeLimit"),
+    ]
+
+
+#: Gymnasium's own TimeLimit, saved before any test module runs. Importing rl_zoo3 (its
+#: ``gym_patches``) replaces it process-wide with one that adds ``info["TimeLimit.truncated"]``;
+#: with pytest-xdist every worker imports every test module, so one module importing rl_zoo3
+#: would change the infos every other test sees. rl_zoo3 itself runs in subprocesses here.
+_GYMNASIUM_TIME_LIMIT = gymnasium.wrappers.common.TimeLimit
+
+
+@pytest.fixture(autouse=True)
+def _gymnasium_time_limit_unpatched() -> Iterator[None]:
+    """Undo rl_zoo3's process-wide TimeLimit patch before each test."""
+    for module, name in _time_limit_homes():
+        if getattr(module, name) is not _GYMNASIUM_TIME_LIMIT:
+            setattr(module, name, _GYMNASIUM_TIME_LIMIT)
+    yield
 
 
 def pytest_configure(config: pytest.Config) -> None:
