@@ -15,27 +15,26 @@ import pytest
 HUB_ORG = "zoo-test"
 
 
-def _time_limit_homes() -> list[tuple[object, str]]:
-    return [
-        (gymnasium.wrappers, "TimeLimit"),
-        (gymnasium.wrappers.common, "TimeLimit"),
-        (gymnasium.envs.registration, "TimeLimit"),
-    ]
-
-
-#: Gymnasium's own TimeLimit, saved before any test module runs. Importing rl_zoo3 (its
-#: ``gym_patches``) replaces it process-wide with one that adds ``info["TimeLimit.truncated"]``;
-#: with pytest-xdist every worker imports every test module, so one module importing rl_zoo3
-#: would change the infos every other test sees. rl_zoo3 itself runs in subprocesses here.
-_GYMNASIUM_TIME_LIMIT = gymnasium.wrappers.common.TimeLimit
+#: Where Gymnasium's TimeLimit lives, as found before any test module runs (``None``: absent).
+#: Importing rl_zoo3 (its ``gym_patches``) replaces it process-wide with one that adds
+#: ``info["TimeLimit.truncated"]``; with pytest-xdist every worker imports every test module, so
+#: one module importing rl_zoo3 would change the infos every other test sees. rl_zoo3 itself runs
+#: in subprocesses here.
+_TIME_LIMIT_HOMES = {
+    (module, "TimeLimit"): getattr(module, "TimeLimit", None)
+    for module in (gymnasium.wrappers, gymnasium.wrappers.common, gymnasium.envs.registration)
+}
 
 
 @pytest.fixture(autouse=True)
 def _gymnasium_time_limit_unpatched() -> Iterator[None]:
     """Undo rl_zoo3's process-wide TimeLimit patch before each test."""
-    for module, name in _time_limit_homes():
-        if getattr(module, name) is not _GYMNASIUM_TIME_LIMIT:
-            setattr(module, name, _GYMNASIUM_TIME_LIMIT)
+    for (module, name), original in _TIME_LIMIT_HOMES.items():
+        if original is None:
+            if hasattr(module, name):
+                delattr(module, name)
+        elif getattr(module, name, None) is not original:
+            setattr(module, name, original)
     yield
 
 

@@ -128,20 +128,6 @@ def test_v0_entries_keep_the_first_release_settings() -> None:
     assert hyperparams["gamma"] == 0.98 and hyperparams["policy_kwargs"] == {"net_arch": [256, 256, 256]}
 
 
-def runner_takes_action_noise() -> bool:
-    """Whether ``zoo train`` turns rl_zoo3's ``noise_type`` / ``noise_std`` into SB3 action noise."""
-    from zoo.config import TrainConfig
-    from zoo.runner import plan_training
-
-    try:
-        plan_training(TrainConfig(algo="reengage_ddpg", env=SEEK[5], device="cpu"))
-    except ValueError as error:
-        if "noise_type" in str(error):
-            return False
-        raise
-    return True
-
-
 #: Shrunk sizes so that a few hundred steps train (every other setting is the file's).
 FAST = ("buffer_size:2000", "batch_size:16", "learning_starts:200")
 TRAIN_CASES = [
@@ -161,19 +147,7 @@ TRAIN_CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("algo", "env_id"), TRAIN_CASES)
-def test_zoo_train_runs_with_the_papers_hyperparameters(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algo: str, env_id: str
-) -> None:
-    noise_refused = "noise_type" in load_hyperparams(algo, env_id) and not runner_takes_action_noise()
-    if noise_refused:
-        # Train on everything else the entry holds, then report the missing piece as an xfail.
-        import zoo.runner
-
-        def without_noise(name: str, env: str) -> dict[str, Any]:
-            entry = load_hyperparams(name, env)
-            return {key: value for key, value in entry.items() if key not in ("noise_type", "noise_std")}
-
-        monkeypatch.setattr(zoo.runner, "load_hyperparams", without_noise)
+def test_zoo_train_runs_with_the_papers_hyperparameters(tmp_path: Path, algo: str, env_id: str) -> None:
     steps = 300
     main([
         "train", "--algo", algo, "--env", env_id, "-n", str(steps), "--log-folder", str(tmp_path / "logs"),
@@ -183,9 +157,12 @@ def test_zoo_train_runs_with_the_papers_hyperparameters(
     (run,) = sorted((tmp_path / "logs" / algo).glob(f"{env_id.replace('/', '-')}_*"))
     results = json.loads((run / "results.json").read_text())
     assert results["num_timesteps"] >= steps
-    if noise_refused:
-        pytest.xfail(
-            "zoo/runner.py refuses rl_zoo3's noise_type / noise_std keys (the paper's Gaussian action "
-            "noise); it trained without them. The runner has to turn them into NormalActionNoise, as "
-            "rl_zoo3 does"
-        )
+    if "noise_type" in load_hyperparams(algo, env_id):
+        # the paper's Gaussian exploration noise reached the agent (rl_zoo3's noise_type / noise_std)
+        from stable_baselines3.common.noise import NormalActionNoise
+        from stable_baselines3.common.save_util import load_from_zip_file
+
+        data, _, _ = load_from_zip_file(run / f"{env_id.replace('/', '-')}.zip", device="cpu")
+        assert isinstance(data["action_noise"], NormalActionNoise)
+        expected = load_hyperparams(algo, env_id)["noise_std"]
+        assert float(data["action_noise"]._sigma.flat[0]) == pytest.approx(expected)
