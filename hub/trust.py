@@ -1339,10 +1339,10 @@ def vec_normalize_settings(data: Any, *, path: str | os.PathLike[str]) -> dict[s
 _OBSERVATION_KINDS = ("discrete", "box", "image")
 
 
-def _unit_interval(value: Any, path: Any, name: str, *, closed: bool = False) -> float:
+def _unit_interval(value: Any, path: Any, name: str) -> float:
     number = _number(value, path, name)
-    if number is None or not (0.0 <= number <= 1.0 if closed else 0.0 <= number < 1.0):
-        raise UntrustedFileError(path, f"is {value!r}; allowed: [0, 1{']' if closed else ')'}", field=name)
+    if number is None or not 0.0 <= number < 1.0:
+        raise UntrustedFileError(path, f"is {value!r}; allowed: [0, 1)", field=name)
     return float(number)
 
 
