@@ -217,7 +217,7 @@ def test_run_yaml_reader_runs_no_code(tmp_path: Path) -> None:
 def test_namespaced_env_ids_name_folders_as_rl_zoo3_does() -> None:
     from huggingface_sb3 import EnvironmentName
 
-    from zoo.runner import run_env_name
+    from zoo.hub.teachers import env_name
 
     for env_id in (ENV, "zoo:zoo/DarkRoom-v0", "CartPole-v1"):
-        assert run_env_name(env_id) == str(EnvironmentName(env_id))
+        assert env_name(env_id) == str(EnvironmentName(env_id))

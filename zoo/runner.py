@@ -84,19 +84,6 @@ def check_env_id(env_id: str) -> str:
     )
 
 
-def run_env_name(env_id: str) -> str:
-    """``<EnvName>`` of run folders and files, as rl_zoo3 writes it (huggingface_sb3's ``EnvironmentName``).
-
-    ``/`` becomes ``-`` (``zoo/DarkRoom-v0`` -> ``zoo-DarkRoom-v0``) and a ``module:`` prefix is
-    dropped (``zoo:zoo/DarkRoom-v0`` names the same folders).
-    """
-    name = env_name(env_id)
-    _, colon, after = name.partition(":")
-    if ":" in after:
-        raise ValueError(f"--env {env_id!r} has more than one ':'; use module:env_id or env_id")
-    return after if colon else name
-
-
 def params_folder(run_dir: Path) -> Path:
     """``<run>/<EnvName>/``, where rl_zoo3 keeps ``config.yml``, ``args.yml`` and ``vecnormalize.pkl``."""
     return run_dir / run_dir.name.rpartition("_")[0]
@@ -133,7 +120,7 @@ def new_numbered_folder(root: str | Path, prefix: str) -> Path:
 
 def run_folders(log_folder: str | Path, algo: str, env_id: str) -> list[Path]:
     """Existing run folders of ``algo`` on ``env_id``, oldest first."""
-    return numbered_folders(Path(log_folder) / algo, run_env_name(env_id))
+    return numbered_folders(Path(log_folder) / algo, env_name(env_id))
 
 
 def checkpoint_paths(run_dir: Path, steps: int) -> tuple[Path, Path]:
@@ -568,7 +555,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     config.validate()
     check_algo(config.algo)
     check_env_id(config.env)
-    run_env_name(config.env)
+    env_name(config.env)
     _check_device_available(config.device)
     cls = algo_class(config.algo)
     overrides = parse_params(config.params)
@@ -699,7 +686,7 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
             atomic_write_text(command_file, earlier + _command_line(command) + "\n")
         else:
             model = _build_model(config, plan, env)
-            run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, run_env_name(config.env))
+            run_dir = new_numbered_folder(Path(config.log_folder) / config.algo, env_name(config.env))
             try:
                 # Locked before args.yml makes it a run that a --resume elsewhere could pick.
                 stack.enter_context(run_lock(run_dir))
@@ -746,7 +733,7 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
                 raise
         elapsed = time.perf_counter() - started
         save_checkpoint(model, run_dir)
-        atomic_save_model(model, run_dir / f"{run_env_name(config.env)}.zip")
+        atomic_save_model(model, run_dir / f"{env_name(config.env)}.zip")
         _save_safetensors(model, run_dir / "model", config.env, plan.env_kwargs)
 
         mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=config.eval_episodes)

@@ -57,11 +57,17 @@ class TeacherInfo:
 def env_name(env_id: str) -> str:
     """Return the env id with ``/`` turned into ``-``, as used in folder and repo names.
 
+    A ``module:`` prefix is dropped (``zoo:zoo/DarkRoom-v0`` names the same folders and repos as
+    ``zoo/DarkRoom-v0``), as huggingface_sb3's ``EnvironmentName`` and rl_zoo3 do.
+
     :param env_id: Gymnasium env id.
     """
     if not env_id or not isinstance(env_id, str):
         raise ValueError(f"env_id={env_id!r} must be a non-empty string")
-    return env_id.replace("/", "-")
+    _, colon, after = env_id.partition(":")
+    if ":" in after:
+        raise ValueError(f"env_id={env_id!r} has more than one ':'; use module:env_id or env_id")
+    return (after if colon else env_id).replace("/", "-")
 
 
 def task_slug(task: Any) -> str:
