@@ -127,6 +127,41 @@ def test_cached_predict_matches_full_forward(room_dataset):
     np.testing.assert_array_equal(np.array(logits_steps), logits[0].argmax(-1).numpy())
 
 
+@pytest.mark.parametrize("kv_cache", ["banded", "recompute"])
+def test_predict_with_either_cache_follows_the_full_forward_inside_the_window(room_dataset, kv_cache):
+    agent = AlgorithmDistillation(
+        room_dataset, context_length=30, n_layers=2, n_heads=2, embed_dim=16, seed=0
+    )
+    history = room_dataset.histories[0]
+    state = None
+    chosen = []
+    for t in range(25):
+        reward = None if t == 0 else history.rewards[t - 1]
+        action, state = agent.predict(
+            history.observations[t], state, reward=reward, deterministic=True, kv_cache=kv_cache
+        )
+        state.last_actions = np.array([history.actions[t]])
+        chosen.append(action)
+    previous_actions = np.concatenate(([5], history.actions[:24]))
+    previous_rewards = np.concatenate(([0.0], history.rewards[:24]))
+    with torch.no_grad():
+        logits = agent.policy(
+            torch.as_tensor(np.array(history.observations[:25])[None]),
+            torch.as_tensor(previous_actions[None]),
+            torch.as_tensor(previous_rewards[None], dtype=torch.float32),
+        )
+    np.testing.assert_array_equal(np.array(chosen), logits[0].argmax(-1).numpy())
+
+
+def test_predict_refuses_a_state_of_the_other_cache_kind(room_dataset):
+    agent = AlgorithmDistillation(room_dataset, context_length=10, **TINY)
+    _, state = agent.predict(np.array([4, 4]), kv_cache="recompute")
+    with pytest.raises(ValueError, match=r"kv_cache='banded'.*started with kv_cache='recompute'"):
+        agent.predict(np.array([4, 4]), state, reward=0.0)
+    with pytest.raises(ValueError, match=r"kv_cache='exact' is not allowed"):
+        agent.predict(np.array([4, 4]), kv_cache="exact")
+
+
 def test_predict_needs_the_previous_reward(room_dataset):
     agent = AlgorithmDistillation(room_dataset, context_length=10, **TINY)
     _, state = agent.predict(np.array([4, 4]))
@@ -245,9 +280,10 @@ def test_grid_encoding_is_refused_for_non_grid_environments(tmp_path):
         AlgorithmDistillation(bandit, context_length=10, observation_encoding="grid", **TINY)
 
 
-def test_evaluation_returns_one_curve_per_episode_index(room_dataset):
+@pytest.mark.parametrize("kv_cache", ["banded", "recompute"])
+def test_evaluation_returns_one_curve_per_episode_index(room_dataset, kv_cache):
     agent = AlgorithmDistillation(room_dataset, context_length=20, **TINY)
-    result = evaluate_in_context(agent, ROOM, split="test", episodes=3)
+    result = evaluate_in_context(agent, ROOM, split="test", episodes=3, kv_cache=kv_cache)
     assert result.returns.shape == (len(zoo.envs.tasks(ROOM, "test", size=3)), 3)
     assert result.mean.shape == result.std.shape == (3,)
     assert np.all((result.returns >= 0) & (result.returns <= 20))

@@ -120,3 +120,51 @@ def test_default_architecture_follows_the_paper():
     assert (config.n_layers, config.n_heads, config.embed_dim) == (4, 4, 64)
     assert (config.dropout, config.attention_dropout) == (0.1, 0.5)
     assert np.isclose(ModelConfig.from_dict(config.to_dict()).attention_dropout, 0.5)
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_recompute_equals_a_fresh_forward_over_the_window(n_layers):
+    # kv_cache="recompute" is exactly the trained function: a causal forward over the last c steps.
+    model = _model(n_layers, context_length=6)
+    observations, actions, rewards = _history(3, 25, seed=2)
+    window = model.empty_cache(3, kind="recompute")
+    for t in range(25):
+        stepped = model.step(window, observations[:, t], actions[:, t], rewards[:, t])
+        start = max(0, t - 5)
+        with torch.no_grad():
+            fresh = model(
+                observations[:, start : t + 1], actions[:, start : t + 1], rewards[:, start : t + 1]
+            )
+        torch.testing.assert_close(stepped, fresh[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_banded_cache_and_recompute_differ_once_deep_layers_see_past_the_window():
+    model = _model(3, context_length=6)
+    observations, actions, rewards = _history(2, 20, seed=3)
+    cache, window = model.empty_cache(2), model.empty_cache(2, kind="recompute")
+    gaps = []
+    for t in range(20):
+        banded = model.step(cache, observations[:, t], actions[:, t], rewards[:, t])
+        recomputed = model.step(window, observations[:, t], actions[:, t], rewards[:, t])
+        gaps.append(float((banded - recomputed).abs().max()))
+    assert max(gaps[:6]) < 1e-5  # the same while everything is inside the window
+    assert min(gaps[7:]) > 1e-4  # layer 2's cached keys summarise tokens older than the window
+
+
+def test_recompute_window_keeps_inactive_histories_in_place():
+    model = _model(2, context_length=5)
+    observations, actions, rewards = _history(2, 14, seed=4)
+    window = model.empty_cache(2, kind="recompute")
+    solo = model.empty_cache(1, kind="recompute")
+    for t in range(14):
+        active = torch.tensor([True, t not in (2, 8, 9)])
+        logits = model.step(window, observations[:, t], actions[:, t], rewards[:, t], active)
+        if active[1]:
+            alone = model.step(solo, observations[1:, t], actions[1:, t], rewards[1:, t])
+            torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)
+    assert window.positions.tolist() == [14, 11]
+
+
+def test_unknown_cache_kind_is_refused():
+    with pytest.raises(ValueError, match=r"kv_cache='full'.*banded.*recompute"):
+        _model(1).empty_cache(1, kind="full")

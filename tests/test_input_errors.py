@@ -182,6 +182,7 @@ def test_ad_predict_refuses_bad_state_and_reward(room_agent) -> None:
         ({"episodes": 0}, "episodes=0 is not allowed"),
         ({"temperature": -1.0}, r"temperature=-1\.0 is not allowed"),
         ({"deterministic": "yes"}, "deterministic='yes' is not allowed"),
+        ({"kv_cache": "full"}, r"kv_cache='full' is not allowed; use one of \('banded', 'recompute'\)"),
     ],
 )
 def test_evaluate_in_context_refuses_bad_arguments(room_agent, kwargs: dict, match: str) -> None:

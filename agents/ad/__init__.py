@@ -11,7 +11,7 @@ from .baselines import TrialWrapper, collect_expert_histories, evaluate_rl2, sou
 from .dataset import History, HistoryDataset
 from .evaluation import InContextResult, evaluate_in_context
 from .export import TRANSITION_COLUMNS, export_minari, import_minari, transitions_table, write_parquet
-from .model import KVCache, ModelConfig, TransformerPolicy
+from .model import KV_CACHE_KINDS, KVCache, ModelConfig, RecomputeWindow, TransformerPolicy
 from .plots import plot_in_context
 from .sources import (
     UCB,
@@ -25,6 +25,7 @@ from .sources import (
 )
 
 __all__ = [
+    "KV_CACHE_KINDS",
     "TRANSITION_COLUMNS",
     "UCB",
     "AlgorithmDistillation",
@@ -35,6 +36,7 @@ __all__ = [
     "KVCache",
     "ModelConfig",
     "NoisyExpert",
+    "RecomputeWindow",
     "SB3Source",
     "Source",
     "TabularQLearning",

@@ -23,7 +23,14 @@ from zoo.hub import trust
 from zoo.hub.files import atomic_path, atomic_write_text, current_umask
 
 from .dataset import HistoryDataset
-from .model import KVCache, ModelConfig, TransformerPolicy, check_architecture
+from .model import (
+    KV_CACHE_KINDS,
+    KVCache,
+    ModelConfig,
+    RecomputeWindow,
+    TransformerPolicy,
+    check_architecture,
+)
 
 __all__ = ["AlgorithmDistillation", "InContextState"]
 
@@ -66,11 +73,12 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 class InContextState:
     """What :meth:`AlgorithmDistillation.predict` carries between calls (SB3's recurrent ``state``).
 
-    Holds the KV cache of every history in the batch and the actions last returned, which
-    become the "previous action" of the next token.
+    Holds the cache of every history in the batch (a :class:`~zoo.agents.ad.model.KVCache` for
+    ``kv_cache="banded"``, a :class:`~zoo.agents.ad.model.RecomputeWindow` for ``"recompute"``)
+    and the actions last returned, which become the "previous action" of the next token.
     """
 
-    cache: KVCache
+    cache: KVCache | RecomputeWindow
     last_actions: np.ndarray
 
     @property
@@ -542,6 +550,7 @@ class AlgorithmDistillation:
         deterministic: bool = False,
         reward: np.ndarray | float | None = None,
         temperature: float = 1.0,
+        kv_cache: str = "banded",
     ) -> tuple[np.ndarray, InContextState]:
         """Choose actions in context, one O(context) step per call (SB3's recurrent style).
 
@@ -556,19 +565,32 @@ class AlgorithmDistillation:
         :param deterministic: take the most likely action instead of sampling.
         :param reward: reward(s) of the previous actions (required when ``state`` is given).
         :param temperature: sampling temperature (> 0).
+        :param kv_cache: ``"banded"`` (the sliding-window KV cache, O(c) per step) or
+            ``"recompute"`` (a fresh forward over the last ``c`` steps each call, exactly the
+            trained function; O(c²) per step); see :meth:`TransformerPolicy.empty_cache`. A
+            state keeps the kind it was started with.
         :return: the actions and the new state.
         """
         check_real("temperature", temperature, 0.0, exclusive_minimum=True)
+        if kv_cache not in KV_CACHE_KINDS:
+            raise ValueError(f"kv_cache={kv_cache!r} is not allowed; use one of {KV_CACHE_KINDS}")
         if state is not None and not isinstance(state, InContextState):
             raise ValueError(
                 f"state={type(state).__name__} is not allowed; pass None or the state a previous predict returned"
+            )
+        if state is not None and isinstance(state.cache, RecomputeWindow) != (kv_cache == "recompute"):
+            started = "recompute" if isinstance(state.cache, RecomputeWindow) else "banded"
+            raise ValueError(
+                f"kv_cache={kv_cache!r} does not match the state, which was started with kv_cache={started!r}; "
+                "pass the same kv_cache on every call of one history"
             )
         self.policy.eval()
         observations, single = self._observation_tensor(observation)
         batch = observations.shape[0]
         if state is None:
             state = InContextState(
-                self.policy.empty_cache(batch), np.full(batch, self.config.n_actions, dtype=np.int64)
+                self.policy.empty_cache(batch, kind=kv_cache),
+                np.full(batch, self.config.n_actions, dtype=np.int64),
             )
             previous_rewards = np.zeros(batch, dtype=np.float32)
         else:

@@ -14,6 +14,7 @@ from zoo.envs.base import check_bool, check_integer, check_real
 
 from .algorithm import AlgorithmDistillation
 from .dataset import History
+from .model import KV_CACHE_KINDS
 from .sources import VectorPolicy, make_task_vector_env, run_vectorised
 
 __all__ = ["InContextResult", "evaluate_in_context", "result_from_histories"]
@@ -101,10 +102,16 @@ class _InContextPolicy(VectorPolicy):
     """Drives an AD model on a vector environment; histories that wait for an autoreset do not advance."""
 
     def __init__(
-        self, agent: AlgorithmDistillation, n: int, deterministic: bool, temperature: float, seed: int
+        self,
+        agent: AlgorithmDistillation,
+        n: int,
+        deterministic: bool,
+        temperature: float,
+        seed: int,
+        kv_cache: str = "banded",
     ) -> None:
         self.agent = agent
-        self.cache = agent.policy.empty_cache(n)
+        self.cache = agent.policy.empty_cache(n, kind=kv_cache)
         self.previous_actions = torch.full(
             (n,), agent.config.n_actions, dtype=torch.long, device=agent.device
         )
@@ -150,6 +157,7 @@ def evaluate_in_context(
     seed: int = 0,
     vectorization: str = "auto",
     label: str = "AD",
+    kv_cache: str = "banded",
 ) -> InContextResult:
     """Run a frozen AD model on held-out tasks for ``episodes`` episodes each, all tasks at once.
 
@@ -168,6 +176,9 @@ def evaluate_in_context(
     :param seed: seeds the environments and the action sampling.
     :param vectorization: see :func:`zoo.agents.ad.make_task_vector_env`.
     :param label: name stored in the result.
+    :param kv_cache: ``"banded"`` (sliding-window KV cache) or ``"recompute"`` (a fresh forward
+        over the last ``context_length`` steps at every step: exactly the trained function; see
+        :meth:`zoo.agents.ad.TransformerPolicy.empty_cache`).
     :return: an :class:`InContextResult`.
     """
     import zoo.envs
@@ -187,6 +198,8 @@ def evaluate_in_context(
     check_real("temperature", temperature, 0.0, exclusive_minimum=True)
     check_integer("seed", seed, 0)
     check_bool("deterministic", deterministic)
+    if kv_cache not in KV_CACHE_KINDS:
+        raise ValueError(f"kv_cache={kv_cache!r} is not allowed; use one of {KV_CACHE_KINDS}")
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
     tasks = list(tasks)
@@ -197,7 +210,7 @@ def evaluate_in_context(
     env = make_task_vector_env(env_id, tasks, env_kwargs, vectorization)
     model.policy.eval()
     try:
-        policy = _InContextPolicy(model, len(tasks), deterministic, temperature, seed)
+        policy = _InContextPolicy(model, len(tasks), deterministic, temperature, seed, kv_cache)
         max_steps = gym.spec(env_id).max_episode_steps or 1000
         histories = run_vectorised(env, policy, episodes, seed, max_steps)
     finally:

@@ -27,7 +27,9 @@ exactly a full recompute over only the last ``c`` tokens (RoPE is shift-invarian
 several layers a cached key of layer 2 summarises tokens older than the window, as in any
 sliding-window transformer (Mistral), so there the cached path is the banded model, not a
 recompute over the last ``c`` tokens. Training uses sequences of ``c`` steps, where the band
-and a plain causal mask coincide.
+and a plain causal mask coincide. :class:`RecomputeWindow` (``kv_cache="recompute"``) is the
+other choice: it keeps the last ``c`` raw tokens and runs a fresh forward over them at every
+step, which is exactly the trained function at any depth, at O(c²) per step.
 """
 
 from __future__ import annotations
@@ -42,7 +44,17 @@ from torch import nn
 
 from zoo.envs.base import check_integer, check_real
 
-__all__ = ["KVCache", "ModelConfig", "TransformerPolicy", "check_architecture"]
+__all__ = [
+    "KV_CACHE_KINDS",
+    "KVCache",
+    "ModelConfig",
+    "RecomputeWindow",
+    "TransformerPolicy",
+    "check_architecture",
+]
+
+#: How in-context steps attend to the past (see :meth:`TransformerPolicy.empty_cache`).
+KV_CACHE_KINDS = ("banded", "recompute")
 
 
 def check_architecture(
@@ -197,6 +209,43 @@ class KVCache:
         return cls(
             keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)],
             values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)],
+            positions=torch.zeros(batch, dtype=torch.long, device=device),
+        )
+
+
+@dataclass
+class RecomputeWindow:
+    """The raw tokens of the last ``context_length`` steps of ``batch`` histories (``kv_cache="recompute"``).
+
+    Each step runs a fresh forward pass over the window, so the action is chosen by exactly the
+    function that was trained (sequences of at most ``context_length`` steps, causal mask). Cost
+    per step: a forward over ``c`` tokens instead of one token against cached keys.
+    """
+
+    observations: torch.Tensor
+    previous_actions: torch.Tensor
+    previous_rewards: torch.Tensor
+    #: Number of tokens each history has written so far, shape ``(batch,)``, int64.
+    positions: torch.Tensor
+
+    @classmethod
+    def empty(
+        cls, config: ModelConfig, batch: int, device: torch.device, observation_dtype: torch.dtype
+    ) -> RecomputeWindow:
+        """An empty window.
+
+        :param config: model configuration.
+        :param batch: number of parallel histories.
+        :param device: torch device.
+        :param observation_dtype: dtype observations are stored in (integers for discrete ones).
+        """
+        window = config.context_length
+        return cls(
+            observations=torch.zeros(
+                (batch, window, *config.observation_shape), device=device, dtype=observation_dtype
+            ),
+            previous_actions=torch.zeros((batch, window), dtype=torch.long, device=device),
+            previous_rewards=torch.zeros((batch, window), device=device),
             positions=torch.zeros(batch, dtype=torch.long, device=device),
         )
 
@@ -403,27 +452,80 @@ class TransformerPolicy(nn.Module):
             x = block(x, cos, sin, mask)
         return self.head(self.final_norm(x))
 
-    def empty_cache(self, batch: int, dtype: torch.dtype | None = None) -> KVCache:
-        """A fresh KV cache for ``batch`` histories on this model's device.
+    def empty_cache(
+        self, batch: int, dtype: torch.dtype | None = None, kind: str = "banded"
+    ) -> KVCache | RecomputeWindow:
+        """A fresh cache for ``batch`` histories on this model's device.
 
         :param batch: number of parallel histories.
-        :param dtype: cache dtype (default: the parameters' dtype).
+        :param dtype: cache dtype (default: the parameters' dtype); for ``"recompute"`` the
+            dtype observations are kept in (default: int64 for discrete observations, else float32).
+        :param kind: ``"banded"``: the ring-buffer KV cache, O(c) per step; every layer attends
+            to its last ``c`` cached keys, so with several layers the result depends on tokens older
+            than the window (the banded model). ``"recompute"``: keep the last ``c`` raw tokens and
+            run a fresh forward over them each step, O(c²) per step; exactly the function trained.
         """
+        if kind not in KV_CACHE_KINDS:
+            raise ValueError(f"kv_cache={kind!r} is not allowed; use one of {KV_CACHE_KINDS}")
         parameter = next(self.parameters())
+        if kind == "recompute":
+            if dtype is None:
+                dtype = torch.long if self.config.observation_kind == "discrete" else torch.float32
+            return RecomputeWindow.empty(self.config, batch, parameter.device, dtype)
         return KVCache.empty(self.config, batch, parameter.device, dtype or parameter.dtype)
+
+    def _recompute_step(
+        self,
+        window: RecomputeWindow,
+        observations: torch.Tensor,
+        previous_actions: torch.Tensor,
+        previous_rewards: torch.Tensor,
+        active: torch.Tensor,
+    ) -> torch.Tensor:
+        batch = observations.shape[0]
+        device = window.positions.device
+        size = self.config.context_length
+        rows = torch.arange(batch, device=device)
+        slots = window.positions % size
+        keep = active.view(batch, *([1] * (observations.dim() - 1)))
+        window.observations[rows, slots] = torch.where(
+            keep, observations.to(window.observations.dtype), window.observations[rows, slots]
+        )
+        window.previous_actions[rows, slots] = torch.where(
+            active, previous_actions.long(), window.previous_actions[rows, slots]
+        )
+        window.previous_rewards[rows, slots] = torch.where(
+            active, previous_rewards.float(), window.previous_rewards[rows, slots]
+        )
+        window.positions = window.positions + active.long()
+        # A history that has never written anything is given its own token (its logits are meaningless).
+        filled = torch.clamp(torch.minimum(window.positions, torch.full_like(window.positions, size)), min=1)
+        logits = torch.empty(batch, self.config.n_actions, device=device, dtype=next(self.parameters()).dtype)
+        # Histories of the same length share one forward pass (in lockstep evaluation: all of them).
+        for length in torch.unique(filled).tolist():
+            group = torch.nonzero(filled == length).flatten()
+            end = torch.clamp(window.positions[group], min=1)
+            order = (end[:, None] - length + torch.arange(length, device=device)[None, :]) % size
+            picked = group[:, None]
+            logits[group] = self.forward(
+                window.observations[picked, order],
+                window.previous_actions[picked, order],
+                window.previous_rewards[picked, order],
+            )[:, -1]
+        return logits
 
     @torch.no_grad()
     def step(
         self,
-        cache: KVCache,
+        cache: KVCache | RecomputeWindow,
         observations: torch.Tensor,
         previous_actions: torch.Tensor,
         previous_rewards: torch.Tensor,
         active: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Feed one token per history through the cache; O(context_length) per token.
+        """Feed one token per history through the cache: O(c) per token with a :class:`KVCache`, a forward over c tokens with a :class:`RecomputeWindow`.
 
-        :param cache: the cache, updated in place.
+        :param cache: the cache (:meth:`empty_cache`), updated in place.
         :param observations: ``(batch, *observation_shape)``.
         :param previous_actions: ``(batch,)``.
         :param previous_rewards: ``(batch,)``.
@@ -435,6 +537,8 @@ class TransformerPolicy(nn.Module):
         device = cache.positions.device
         if active is None:
             active = torch.ones(batch, dtype=torch.bool, device=device)
+        if isinstance(cache, RecomputeWindow):
+            return self._recompute_step(cache, observations, previous_actions, previous_rewards, active)
         x = self.embed(observations[:, None], previous_actions[:, None], previous_rewards[:, None])
         positions = cache.positions
         cos, sin = _rope_angles(
