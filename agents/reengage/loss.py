@@ -11,15 +11,25 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.torch_layers import CombinedExtractor
+from torch import nn
 from torch.nn import functional as F
 
 from zoo.envs.base import check_real
+
+from .input_gradient import ReluMLP, relu_mlp, relu_mlp_value_and_input_gradient
 
 __all__ = [
     "DESIRED_GOAL_KEY",
     "check_goal_observation_space",
     "check_gradient_reg",
     "check_sparse_rewards",
+    "critic_loss_terms",
+    "critic_relu_mlps",
+    "critic_values_and_goal_gradients",
+    "goal_columns",
     "goal_gradient",
     "reengage_gradient_loss",
     "with_goal",
@@ -125,8 +135,80 @@ def reengage_gradient_loss(
     return (weights * difference.pow(2)).mean()
 
 
+def goal_columns(model: Any) -> slice | None:
+    """Where the goal sits in the features of ``model``'s extractor, if they are its flat copy.
+
+    :param model: an SB3 actor or critic (with ``features_extractor`` and ``observation_space``).
+    :return: the columns of ``desired_goal`` in the features when the extractor is SB3's
+        ``CombinedExtractor`` with ``nn.Flatten`` on every key (the default for vector
+        observations), so that the goal gradient of the features is a selection; else None.
+    """
+    extractor = getattr(model, "features_extractor", None)
+    space = getattr(model, "observation_space", None)
+    if type(extractor) is not CombinedExtractor or not isinstance(space, spaces.Dict):
+        return None
+    goal_space = space.spaces.get(DESIRED_GOAL_KEY)
+    if not isinstance(goal_space, (spaces.Box, spaces.MultiBinary)) or len(goal_space.shape) != 1:
+        return None
+    start = 0
+    for key, module in extractor.extractors.items():
+        if type(module) is not nn.Flatten:
+            return None
+        size = get_flattened_obs_dim(space.spaces[key])
+        if key == DESIRED_GOAL_KEY:
+            return slice(start, start + size)
+        start += size
+    return None
+
+
+def critic_relu_mlps(critic: Any) -> list[ReluMLP] | None:
+    """The Q-networks of an SB3 ``ContinuousCritic`` as ReLU MLPs, or None if any is not one.
+
+    :param critic: a critic (online or target).
+    :return: one list of linear layers per Q head (see :func:`.input_gradient.relu_mlp`).
+    """
+    if not isinstance(critic, ContinuousCritic) or critic.share_features_extractor:
+        return None
+    networks = [relu_mlp(network) for network in critic.q_networks]
+    if any(network is None or network[-1].out_features != 1 for network in networks):
+        return None
+    return networks  # type: ignore[return-value]
+
+
+def critic_values_and_goal_gradients(
+    critic: Any, observations: dict[str, th.Tensor], actions: th.Tensor
+) -> list[tuple[th.Tensor, th.Tensor]] | None:
+    """Every head's ``(Q, grad_g Q)`` without double backward, for SB3 critics of ReLU MLPs.
+
+    Both are differentiable (once) with respect to the critic's parameters.
+
+    :param critic: an SB3 ``ContinuousCritic`` with a flattening extractor (anything else gives None).
+    :param observations: Dict observations (no gradient needed).
+    :param actions: the actions.
+    :return: one pair per head, the gradient shaped like the goal; or None when the critic has
+        another shape (use autograd then).
+    """
+    networks = critic_relu_mlps(critic)
+    columns = goal_columns(critic)
+    if networks is None or columns is None:
+        return None
+    features = critic.extract_features(observations, critic.features_extractor)
+    inputs = th.cat([features, actions], dim=1)
+    goal_shape = observations[DESIRED_GOAL_KEY].shape
+    pairs = []
+    for layers in networks:
+        values, gradient = relu_mlp_value_and_input_gradient(layers, inputs, columns)
+        pairs.append((values, gradient.reshape(goal_shape)))
+    return pairs
+
+
 def critic_loss_terms(
-    critic: Any, replay_data: Any, target_q_values: th.Tensor, target_gradient: th.Tensor, scale: float = 1.0
+    critic: Any,
+    replay_data: Any,
+    target_q_values: th.Tensor,
+    target_gradient: th.Tensor,
+    scale: float = 1.0,
+    explicit_gradient: bool = True,
 ) -> tuple[th.Tensor, th.Tensor]:
     """TD loss and ReenGAGE gradient loss summed over every Q head of ``critic``.
 
@@ -135,16 +217,25 @@ def critic_loss_terms(
     :param target_q_values: ``y``, shape ``(batch, 1)``.
     :param target_gradient: ``grad_g' y``, shaped like the goal.
     :param scale: factor on both sums (SAC's critic loss is ``0.5 * sum``; TD3/DDPG use 1).
+    :param explicit_gradient: for SB3 critics made of ``Linear``/``ReLU`` layers, compute
+        ``grad_g Q`` and the loss's backward in closed form (:mod:`.input_gradient`) instead of
+        double backward: the same loss, about a third fewer large matrix products. Other critics
+        always use autograd.
     :return: ``(td_loss, grad_loss)``, scalar tensors.
     """
-    observations, goal = with_goal(replay_data.observations)
-    current_q_values = critic(observations, replay_data.actions)
-    td_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+    pairs = None
+    if explicit_gradient:
+        pairs = critic_values_and_goal_gradients(critic, replay_data.observations, replay_data.actions)
+    if pairs is None:
+        observations, goal = with_goal(replay_data.observations)
+        current_q_values = critic(observations, replay_data.actions)
+        pairs = [
+            (current_q, goal_gradient(current_q, goal, create_graph=True)) for current_q in current_q_values
+        ]
+    td_loss = sum(F.mse_loss(current_q, target_q_values) for current_q, _ in pairs)
     grad_loss = sum(
-        reengage_gradient_loss(
-            goal_gradient(current_q, goal, create_graph=True), target_gradient, replay_data.rewards
-        )
-        for current_q in current_q_values
+        reengage_gradient_loss(critic_gradient, target_gradient, replay_data.rewards)
+        for _, critic_gradient in pairs
     )
     assert isinstance(td_loss, th.Tensor) and isinstance(grad_loss, th.Tensor)
     if scale != 1.0:
