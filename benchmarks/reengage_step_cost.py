@@ -103,10 +103,8 @@ def measure_learn(dim: int, args: argparse.Namespace) -> dict[str, Any]:
     models = {}
     for name, cls in (("ddpg", DDPG), ("reengage", ReenGAGEDDPG)):
         noise = NormalActionNoise(np.zeros(dim), 0.03 * np.ones(dim))
-        models[name] = make(
-            cls, env_id, args.net_arch, args.batch_size, args.learn_steps,
-            learning_starts=args.learn_starts, action_noise=noise,
-        )  # fmt: skip
+        kwargs = {"learning_starts": args.learn_starts, "action_noise": noise}
+        models[name] = make(cls, env_id, args.net_arch, args.batch_size, args.learn_steps, **kwargs)
     seconds: dict[str, list[float]] = {name: [] for name in models}
     starts: list[int] = []
     done = 0
