@@ -1,10 +1,15 @@
-"""Replay videos: run an agent in an ``rgb_array`` environment and write an H.264 mp4."""
+"""Replay videos: run an agent in an ``rgb_array`` environment and write an H.264 mp4.
+
+:func:`record_video` records one agent; :func:`episode_frames` returns frames with an overlay
+(agent, episode, step, return so far) so that several agents' episodes can be joined into one
+video with :func:`write_video` (``zoo quickstart`` does).
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +112,6 @@ def record_video(
     :param max_steps: safety cap on the number of frames when recording whole episodes.
     :return: the path written.
     """
-    from moviepy import ImageSequenceClip
-
     if n_steps is not None and n_steps < 1:
         raise ValueError(f"n_steps={n_steps} must be at least 1 (or None to record whole episodes)")
     if episodes < 1:
@@ -153,6 +156,29 @@ def record_video(
     finally:
         env.close()
 
+    return write_video(frames, path, fps=fps)
+
+
+def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike[str], *, fps: int = 15) -> Path:
+    """Write RGB frames as an mp4 (libx264, yuv420p), atomically.
+
+    Frames of another size than the first are cropped or padded to it.
+
+    :param frames: ``(H, W, 3)`` uint8 frames (run tiny ones through :func:`upscale_frame`).
+    :param path: the ``.mp4`` file to write (replaced atomically).
+    :param fps: frames per second.
+    :return: the path written.
+    """
+    from moviepy import ImageSequenceClip
+
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"path={str(path)!r} must end with .mp4")
+    if fps < 1:
+        raise ValueError(f"fps={fps} must be at least 1")
+    if not frames:
+        raise ValueError("frames=[] is empty; give at least one frame")
+    frames = [upscale_frame(frame, min_size=2) for frame in frames]
     shape = frames[0].shape
     frames = [frame if frame.shape == shape else _fit(frame, shape) for frame in frames]
     with atomic_path(path, suffix=path.suffix or ".mp4") as temporary:
@@ -165,6 +191,120 @@ def record_video(
         )
         clip.close()
     return path
+
+
+#: Smallest side of a captioned frame: the overlay's text must be readable.
+CAPTION_MIN_SIZE = 288
+
+
+def caption_frame(
+    frame: np.ndarray, lines: Sequence[str], *, min_size: int = CAPTION_MIN_SIZE, font_size: int = 15
+) -> np.ndarray:
+    """Return ``frame`` enlarged to at least ``min_size`` pixels, with ``lines`` of text in a band above it.
+
+    :param frame: an RGB frame (see :func:`upscale_frame`).
+    :param lines: the overlay text, one entry per line (agent, episode, step, return so far, ...).
+    :param min_size: smallest side of the scene after scaling.
+    :param font_size: text height in pixels.
+    :return: ``(band + H', W', 3)`` uint8, with even sides.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if min_size < 1 or font_size < 1:
+        raise ValueError(f"min_size={min_size} and font_size={font_size} must be at least 1")
+    scene = upscale_frame(frame, min_size=min_size)
+    line_height = font_size + 5
+    band = len(lines) * line_height + 8
+    band += band % 2
+    canvas = Image.new("RGB", (scene.shape[1], scene.shape[0] + band), (18, 18, 24))
+    canvas.paste(Image.fromarray(scene), (0, band))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font: Any = ImageFont.load_default(size=font_size)
+    except TypeError:  # pragma: no cover - Pillow < 10.1 has only the fixed-size bitmap font
+        font = ImageFont.load_default()
+    for index, text in enumerate(lines):
+        draw.text((6, 4 + index * line_height), str(text), fill=(235, 235, 235), font=font)
+    return np.ascontiguousarray(np.asarray(canvas, dtype=np.uint8))
+
+
+def episode_frames(
+    model: Any,
+    env: gym.Env,
+    *,
+    episodes: int,
+    label: str,
+    detail: Callable[[int], str] | None = None,
+    deterministic: bool = True,
+    seed: int | None = 0,
+    act_fn: Callable[[Any, bool, float], Any] | None = None,
+    min_size: int = CAPTION_MIN_SIZE,
+    max_steps: int = 2000,
+    first_episode: int = 1,
+    total_episodes: int | None = None,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Run ``episodes`` episodes one after another and return captioned frames and the returns.
+
+    The agent's state lives across episodes (an in-context learner such as Algorithm
+    Distillation keeps its context; a recurrent policy is told where episodes start), so the
+    frames show what the agent does in episode 1, 2, ... of one run. Each frame's overlay names
+    the agent, the episode, the step and the return so far.
+
+    :param model: an agent with ``predict``; ignored if ``act_fn`` is given.
+    :param env: an environment made with ``render_mode="rgb_array"`` (not closed here).
+    :param episodes: number of episodes.
+    :param label: the agent's name in the overlay.
+    :param detail: ``detail(episode index) -> text`` for a third overlay line (e.g. the task).
+    :param deterministic: deterministic actions.
+    :param seed: seed of the first reset.
+    :param act_fn: ``act_fn(observation, episode_start, previous_reward) -> action``.
+    :param min_size: smallest side of the scene in the written frames.
+    :param max_steps: safety cap on the steps of one episode.
+    :param first_episode: the number the overlay gives the first episode (when one video joins
+        several calls).
+    :param total_episodes: the overlay's "of N" (default: ``first_episode - 1 + episodes``).
+    :return: ``(frames, episode returns)``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be at least 1")
+    if first_episode < 1:
+        raise ValueError(f"first_episode={first_episode} must be at least 1")
+    total = first_episode - 1 + episodes if total_episodes is None else total_episodes
+    if total < first_episode - 1 + episodes:
+        raise ValueError(f"total_episodes={total_episodes} is fewer than the episodes numbered")
+    if env.render_mode != "rgb_array":
+        raise ValueError(f"env.render_mode={env.render_mode!r}; make the env with render_mode='rgb_array'")
+    act = act_fn if act_fn is not None else _default_act(model, deterministic)
+    frames: list[np.ndarray] = []
+    returns: list[float] = []
+    reward = 0.0
+
+    limit = getattr(env.spec, "max_episode_steps", None) if env.spec is not None else None
+    of_limit = f"/{limit}" if limit else ""
+
+    def caption(episode: int, step: int, so_far: float) -> list[str]:
+        numbered = f"episode {first_episode + episode}/{total}"
+        lines = [label, f"{numbered}   step {step}{of_limit}   return so far {so_far:g}"]
+        return lines + ([detail(episode)] if detail is not None else [])
+
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed if episode == 0 else None)
+        total, step, episode_start = 0.0, 0, True
+        frames.append(caption_frame(env.render(), caption(episode, step, total), min_size=min_size))
+        while step < max_steps:
+            action = act(observation, episode_start, reward)
+            if isinstance(action, np.ndarray) and isinstance(env.action_space, gym.spaces.Discrete):
+                action = int(action.reshape(-1)[0])
+            observation, step_reward, terminated, truncated, _ = env.step(action)
+            reward = float(step_reward)
+            total += reward
+            step += 1
+            episode_start = False
+            frames.append(caption_frame(env.render(), caption(episode, step, total), min_size=min_size))
+            if terminated or truncated:
+                break
+        returns.append(total)
+    return frames, returns
 
 
 def _fit(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
