@@ -163,3 +163,41 @@ def test_sb3_source_records_its_learning_stream(tmp_path):
         assert history.episodes == 3 and len(history) == 60
         assert history.observations[0] == 4  # every episode starts in the centre cell of 3x3
         assert np.all(history.observations[20::20] == 4)
+
+
+def test_optimistic_q_learning_explores_systematically_and_converges_on_dark_room() -> None:
+    # Greedy, learning rate 1, Q0 = 1 / (1 - gamma): it tries untried (cell, action) pairs before it
+    # settles, so every held-out goal is found and the optimal return reached.
+    from zoo.agents.ad import source_learning_curve
+    from zoo.envs.darkroom import DarkRoomEnv
+
+    source = TabularQLearning(
+        learning_rate=1.0, gamma=0.9, initial_value=10.0, epsilon_start=0.0, epsilon_end=0.0
+    )
+    curve = source_learning_curve(source, "zoo/DarkRoom-v0", split="test", episodes=200, seed=0)
+    optimal = [DarkRoomEnv.optimal_return(goal) for goal in curve.tasks]
+    np.testing.assert_allclose(curve.returns[:, -1], optimal)
+    assert curve.mean[:5].mean() < 0.5 * np.mean(optimal)  # and it had to learn them
+
+
+def test_return_levels_let_q_learning_hold_the_key_in_key_to_door() -> None:
+    # The observation is the cell only; with return_levels=2 the table tells "key held" apart.
+    from zoo.agents.ad import source_learning_curve
+
+    tasks = zoo.envs.tasks("zoo/DarkKeyToDoor-v0", "test")[:20]
+    kwargs = {
+        "learning_rate": 1.0,
+        "gamma": 0.9,
+        "initial_value": 5.0,
+        "epsilon_start": 0.0,
+        "epsilon_end": 0.0,
+    }
+    late = {}
+    for levels in (1, 2):
+        source = TabularQLearning(return_levels=levels, **kwargs)
+        assert source.hyperparameters()["return_levels"] == levels
+        curve = source_learning_curve(source, "zoo/DarkKeyToDoor-v0", tasks=tasks, episodes=80, seed=0)
+        late[levels] = curve.mean[-20:].mean()
+    assert late[2] > late[1] + 0.3
+    with pytest.raises(ValueError, match="return_levels=0 is not allowed"):
+        TabularQLearning(return_levels=0)

@@ -13,6 +13,7 @@ from .evaluation import InContextResult, evaluate_in_context
 from .export import TRANSITION_COLUMNS, export_minari, import_minari, transitions_table, write_parquet
 from .model import KV_CACHE_KINDS, KVCache, ModelConfig, RecomputeWindow, TransformerPolicy
 from .plots import plot_in_context
+from .pretrained import available_pretrained, load_pretrained, make_source, pretrained_path
 from .sources import (
     UCB,
     NoisyExpert,
@@ -43,14 +44,18 @@ __all__ = [
     "ThompsonSampling",
     "TransformerPolicy",
     "TrialWrapper",
+    "available_pretrained",
     "collect_expert_histories",
     "collect_histories",
     "evaluate_in_context",
     "evaluate_rl2",
     "export_minari",
     "import_minari",
+    "load_pretrained",
+    "make_source",
     "make_task_vector_env",
     "plot_in_context",
+    "pretrained_path",
     "source_learning_curve",
     "train_rl2",
     "transitions_table",

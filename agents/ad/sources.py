@@ -374,7 +374,9 @@ class _QLearningPolicy(VectorPolicy):
         rng: np.random.Generator,
         source: TabularQLearning,
     ) -> None:
-        self.q = np.full((n, states, actions), source.initial_value, dtype=np.float64)
+        self.observations = states
+        self.q = np.full((n, states * source.return_levels, actions), source.initial_value, dtype=np.float64)
+        self.returns = np.zeros(n)  # return so far in the current episode
         self.episode = np.zeros(n)
         self.episodes = episodes
         self.rng = rng
@@ -389,11 +391,19 @@ class _QLearningPolicy(VectorPolicy):
             self.source.epsilon_end,
             self.source.epsilon_fraction,
         )
-        values = self.q[self.rows, observations.astype(np.int64)]
+        values = self.q[self.rows, self._states(self.rows, observations)]
         noisy = values + 1e-9 * self.rng.random(values.shape)
         greedy = np.argmax(noisy, axis=1)
         random_actions = self.rng.integers(values.shape[1], size=len(greedy))
         return np.where(self.rng.random(len(greedy)) < epsilon, random_actions, greedy)
+
+    def _states(
+        self, rows: np.ndarray, observations: np.ndarray, returns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Q-table rows: the observation, and the return so far in the episode (capped) as a second index."""
+        returns = self.returns[rows] if returns is None else returns
+        level = np.clip(np.floor(returns), 0, self.source.return_levels - 1).astype(np.int64)
+        return observations.astype(np.int64) + self.observations * level
 
     def observe(
         self,
@@ -406,13 +416,15 @@ class _QLearningPolicy(VectorPolicy):
         next_observations: np.ndarray,
     ) -> None:
         rows = np.flatnonzero(acting)
-        states = observations[rows].astype(np.int64)
-        next_states = next_observations[rows].astype(np.int64)
+        states = self._states(rows, observations[rows])
+        next_states = self._states(rows, next_observations[rows], self.returns[rows] + rewards[rows])
         bootstrap = np.where(terminated[rows], 0.0, self.q[rows, next_states].max(axis=1))
         target = rewards[rows] + self.source.gamma * bootstrap
         current = self.q[rows, states, actions[rows]]
         self.q[rows, states, actions[rows]] = current + self.source.learning_rate * (target - current)
-        self.episode[rows] += terminated[rows] | truncated[rows]
+        ended = terminated[rows] | truncated[rows]
+        self.returns[rows] = np.where(ended, 0.0, self.returns[rows] + rewards[rows])
+        self.episode[rows] += ended
 
 
 class TabularQLearning(VectorisedSource):
@@ -423,7 +435,14 @@ class TabularQLearning(VectorisedSource):
     :param epsilon_start: exploration rate at the first episode.
     :param epsilon_end: exploration rate after the decay.
     :param epsilon_fraction: fraction of the episodes over which ε decays linearly.
-    :param initial_value: initial Q-values (optimism speeds exploration up).
+    :param initial_value: initial Q-values. Optimism makes exploration systematic: with
+        ``initial_value = 1 / (1 - gamma)`` (the largest return a reward of at most 1 per step
+        allows), ``epsilon_start = epsilon_end = 0`` and ``learning_rate = 1``, the greedy learner
+        tries every (state, action) it has not tried before it settles, then converges to the
+        optimal return in a deterministic task.
+    :param return_levels: the Q-table is indexed by the observation and by the return so far
+        in the episode, capped at ``return_levels - 1`` (1: the observation only). 2 lets it tell
+        "key held" from "key not yet found" in Dark Key-to-Door, whose observation is the cell only.
     :param vectorization: see :func:`make_task_vector_env`.
     """
 
@@ -437,9 +456,11 @@ class TabularQLearning(VectorisedSource):
         epsilon_end: float = 0.05,
         epsilon_fraction: float = 0.5,
         initial_value: float = 0.0,
+        return_levels: int = 1,
         vectorization: str = "auto",
     ) -> None:
         super().__init__(vectorization)
+        check_integer("return_levels", return_levels, 1)
         if not 0 < learning_rate <= 1:
             raise ValueError(f"learning_rate={learning_rate!r} must be in (0, 1]")
         if not 0 <= gamma <= 1:
@@ -455,6 +476,7 @@ class TabularQLearning(VectorisedSource):
         self.epsilon_end = epsilon_end
         self.epsilon_fraction = epsilon_fraction
         self.initial_value = initial_value
+        self.return_levels = return_levels
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -464,6 +486,7 @@ class TabularQLearning(VectorisedSource):
             "epsilon_end": self.epsilon_end,
             "epsilon_fraction": self.epsilon_fraction,
             "initial_value": self.initial_value,
+            "return_levels": self.return_levels,
         }
 
     def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:

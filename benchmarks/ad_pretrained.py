@@ -1,0 +1,351 @@
+"""Train, evaluate and bundle the pretrained Algorithm Distillation models (a script, not a test).
+
+One recipe per environment (:data:`RECIPES`: source algorithm, histories, model, budget). For
+every (environment, training seed) cell the script collects the source's learning histories
+on the train tasks, trains AD on them, and evaluates the frozen model in context on the
+held-out tasks over ``--eval-seeds`` evaluation seeds: with ``predict``'s default sampling and
+with argmax, with the banded KV cache and (sampling) with the exact recompute. The source
+learns the same held-out tasks from scratch over the same evaluation seeds.
+
+Each cell writes one JSON file, atomically, when it finishes:
+``benchmarks/results/ad/<EnvName>__seed<k>.json``. A cell whose file exists is skipped, so an
+interrupted grid resumes where it stopped, and the grid can be completed over several runs::
+
+    python benchmarks/ad_pretrained.py --env zoo/DarkRoom-v0 --seeds 0 1 2 --jobs 2
+    python benchmarks/ad_pretrained.py --env zoo/DarkRoom-v0 --summary       # markdown table
+    python benchmarks/ad_pretrained.py --env zoo/DarkRoom-v0 --bundle        # seed 0 -> package
+
+``--bundle`` copies the model of training seed 0 (not the best seed) into
+``agents/ad/bundled/<EnvName>/`` and writes its model card (``README.md``) with the recipe and
+the summary over every finished seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import zoo.envs
+from zoo.agents.ad import (
+    AlgorithmDistillation,
+    collect_histories,
+    evaluate_in_context,
+    make_source,
+    source_learning_curve,
+)
+from zoo.agents.ad.pretrained import BUNDLE_ROOT
+from zoo.envs.darkroom import DarkRoomEnv
+from zoo.hub.files import atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ad"
+#: The evaluations of every cell: (name, deterministic, kv_cache).
+EVALUATIONS = (
+    ("sample", False, "banded"),
+    ("argmax", True, "banded"),
+    ("sample_recompute", False, "recompute"),
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that makes one bundled model (recorded in its model card)."""
+
+    #: ``{"name": ..., "hyperparameters": {...}}`` (see ``zoo.agents.ad.make_source``).
+    source: dict[str, Any]
+    #: Episodes of each learning history.
+    history_episodes: int
+    #: Learning histories per train task (different seeds).
+    task_repeats: int
+    #: Keep every ``subsample``-th episode of each history.
+    subsample: int
+    #: AD constructor arguments (architecture and optimisation).
+    model: dict[str, Any]
+    #: Gradient steps.
+    train_steps: int
+    #: In-context episodes per held-out task at evaluation.
+    eval_episodes: int
+    #: Episodes the source learns each held-out task for (to find where it reaches 80 %).
+    source_episodes: int
+    #: Use only the first ``train_tasks`` train tasks (``None``: all).
+    train_tasks: int | None = None
+    #: Evaluate on the first ``test_tasks`` held-out tasks (``None``: all).
+    test_tasks: int | None = None
+    #: What the curves measure: ``"return"`` per episode (with an optimum per task).
+    metric: str = "return"
+    #: Episode marks of the summary table.
+    marks: tuple[int, ...] = (1, 2, 5, 10, 20, 30)
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_CPU_MODEL = {
+    "n_layers": 2,
+    "n_heads": 4,
+    "embed_dim": 64,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "warmup_steps": 100,
+}
+
+RECIPES: dict[str, Recipe] = {
+    "zoo/DarkRoom-v0": Recipe(
+        source={
+            "name": "q_learning",
+            "hyperparameters": {
+                "learning_rate": 1.0,
+                "gamma": 0.9,
+                "epsilon_start": 0.0,
+                "epsilon_end": 0.0,
+                "epsilon_fraction": 0.5,
+                "initial_value": 10.0,
+            },
+        },
+        history_episodes=200,
+        task_repeats=4,
+        subsample=8,
+        model={**_CPU_MODEL, "context_length": 200},
+        train_steps=2000,
+        eval_episodes=30,
+        source_episodes=200,
+        notes=(
+            "Source: greedy tabular Q-learning with optimistic initial values Q0 = 1 / (1 - gamma) = 10 "
+            "(learning rate 1): it explores every (cell, action) it has not tried before it settles, "
+            "so its histories show systematic exploration, and it converges to the optimal return."
+        ),
+    ),
+}
+
+
+def _optimum(env_id: str, task: Any) -> float:
+    if env_id == "zoo/DarkRoom-v0":
+        return DarkRoomEnv.optimal_return(tuple(task))
+    if env_id == "zoo/DarkRoomHard-v0":
+        return 1.0
+    if env_id == "zoo/DarkKeyToDoor-v0":
+        return 2.0
+    if env_id == "zoo/AdversarialBandit-v0":
+        return float(max(task))
+    raise ValueError(f"env_id={env_id!r} has no optimum here")
+
+
+def _tasks(env_id: str, split: str, limit: int | None) -> list[Any]:
+    tasks = list(zoo.envs.tasks(env_id, split))
+    return tasks if limit is None else tasks[:limit]
+
+
+def _name(env_id: str) -> str:
+    return env_id.replace("/", "-")
+
+
+def result_path(env_id: str, seed: int) -> Path:
+    """The result file of one (environment, training seed) cell."""
+    return RESULTS / f"{_name(env_id)}__seed{seed}.json"
+
+
+def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -> Path:
+    """Collect, train and evaluate one training seed; write its result file; return it."""
+    torch.set_num_threads(1)
+    recipe = RECIPES[env_id]
+    folder = work / _name(env_id) / f"seed{seed}"
+    source = make_source(recipe.source)
+    train_tasks = _tasks(env_id, "train", recipe.train_tasks)
+    test_tasks = _tasks(env_id, "test", recipe.test_tasks)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    dataset = collect_histories(
+        env_id,
+        source,
+        folder / "histories",
+        recipe.history_episodes,
+        tasks=train_tasks * recipe.task_repeats,
+        seed=1000 * seed,
+    )
+    timings["collect_s"] = time.perf_counter() - started
+    agent = AlgorithmDistillation(
+        dataset,
+        subsample=recipe.subsample,
+        seed=seed,
+        device=device,
+        checkpoint_dir=folder / "checkpoints",
+        checkpoint_every=500,
+        **recipe.model,
+    )
+    started = time.perf_counter()
+    agent.learn(recipe.train_steps, resume=True)
+    timings["train_s"] = time.perf_counter() - started
+    agent.save(folder / "model")
+    started = time.perf_counter()
+    curves: dict[str, list[list[float]]] = {}
+    for name, deterministic, kv_cache in EVALUATIONS:
+        curves[name] = [
+            evaluate_in_context(
+                agent,
+                env_id,
+                tasks=test_tasks,
+                episodes=recipe.eval_episodes,
+                deterministic=deterministic,
+                kv_cache=kv_cache,
+                seed=10_000 + eval_seed,
+            ).mean.tolist()
+            for eval_seed in range(eval_seeds)
+        ]
+    timings["eval_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    source_curves = [
+        source_learning_curve(
+            source, env_id, tasks=test_tasks, episodes=recipe.source_episodes, seed=10_000 + eval_seed
+        ).mean.tolist()
+        for eval_seed in range(eval_seeds)
+    ]
+    timings["source_s"] = time.perf_counter() - started
+    optimum = float(np.mean([_optimum(env_id, task) for task in test_tasks]))
+    result = {
+        "env_id": env_id,
+        "train_seed": seed,
+        "eval_seeds": list(range(10_000, 10_000 + eval_seeds)),
+        "recipe": asdict(recipe),
+        "train_tasks": len(train_tasks),
+        "test_tasks": len(test_tasks),
+        "dataset_steps": int(sum(len(history) for history in agent.dataset.histories)),
+        "optimal_mean": round(optimum, 6),
+        "ad": {name: [[round(v, 6) for v in curve] for curve in values] for name, values in curves.items()},
+        "source": [[round(v, 6) for v in curve] for curve in source_curves],
+        "tokens_per_second": round(agent.tokens_per_second, 1),
+        "timings": {key: round(value, 1) for key, value in timings.items()},
+        "device": device,
+        "torch": torch.__version__,
+    }
+    path = result_path(env_id, seed)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def _first_reaching(curve: np.ndarray, level: float) -> int | None:
+    reached = np.flatnonzero(curve >= level)
+    return int(reached[0]) + 1 if reached.size else None
+
+
+def summary(env_id: str) -> str:
+    """Markdown: mean ± std over every (training seed, evaluation seed) at the recipe's marks."""
+    recipe = RECIPES[env_id]
+    results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob(f"{_name(env_id)}__seed*.json"))]
+    if not results:
+        return f"no results for {env_id} in {RESULTS}"
+    optimum = results[0]["optimal_mean"]
+    marks = [mark for mark in recipe.marks if mark <= recipe.eval_episodes]
+    rows = {
+        "AD, sampling (predict's default)": np.array([c for r in results for c in r["ad"]["sample"]]),
+        "AD, argmax": np.array([c for r in results for c in r["ad"]["argmax"]]),
+        "AD, sampling, kv_cache='recompute'": np.array(
+            [c for r in results for c in r["ad"]["sample_recompute"]]
+        ),
+        f"source ({recipe.source['name']}) from scratch": np.array([c for r in results for c in r["source"]]),
+    }
+    seeds = f"{len(results)} training seeds x {len(results[0]['source'])} evaluation seeds"
+    lines = [
+        f"{env_id}: {results[0]['test_tasks']} held-out tasks, mean optimal return {optimum:.2f}; "
+        f"mean ± std over {seeds} (each value: the return averaged over the tasks).",
+        "",
+        "| method | " + " | ".join(f"episode {m}" for m in marks) + " | episodes to 80 % | to 90 % |",
+        "|---|" + "---|" * (len(marks) + 2),
+    ]
+    for label, matrix in rows.items():
+        mean, std = matrix.mean(axis=0), matrix.std(axis=0)
+        cells = [f"{mean[m - 1]:.2f} ± {std[m - 1]:.2f}" for m in marks]
+        reach = [_first_reaching(mean, fraction * optimum) for fraction in (0.8, 0.9)]
+        shown = [str(value) if value is not None else f"not in {mean.size}" for value in reach]
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(shown) + " |")
+    speeds = [r["tokens_per_second"] for r in results]
+    train = [r["timings"]["train_s"] for r in results]
+    lines += [
+        "",
+        f"Training: {np.mean(speeds):,.0f} ± {np.std(speeds):,.0f} tokens/s, "
+        f"{np.mean(train) / 60:.1f} ± {np.std(train) / 60:.1f} min per seed "
+        f"({recipe.train_steps} steps, {results[0]['device']}).",
+    ]
+    return "\n".join(lines)
+
+
+def bundle(env_id: str, work: Path) -> Path:
+    """Copy training seed 0's model into the package and write its model card."""
+    recipe = RECIPES[env_id]
+    model = work / _name(env_id) / "seed0" / "model"
+    if not result_path(env_id, 0).exists() or not (model / "model.safetensors").exists():
+        raise SystemExit(f"train seed 0 of {env_id} first (no {result_path(env_id, 0)} or {model})")
+    target = BUNDLE_ROOT / _name(env_id)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copyfile(model / name, target / name)
+    card = f"""# Algorithm Distillation for `{env_id}` (bundled with distill-zoo)
+
+Load it with `zoo.agents.ad.load_pretrained("{env_id}")`; no network. The weights are training
+seed 0 of the grid below (chosen before looking at results, not the best seed).
+
+## Recipe
+
+Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2` and bundled with
+`--bundle`.
+
+- Source: `{recipe.source["name"]}` with {json.dumps(recipe.source["hyperparameters"])}. {recipe.notes}
+- Data: one learning history of {recipe.history_episodes} episodes per train task, {recipe.task_repeats}
+  histories per task (train split{"" if recipe.train_tasks is None else f", first {recipe.train_tasks} tasks"}),
+  every {recipe.subsample}th episode kept.
+- Model and optimisation: {json.dumps(recipe.model)}.
+- Budget: {recipe.train_steps} gradient steps on a CPU, one thread.
+- Evaluation: the held-out (test) tasks{"" if recipe.test_tasks is None else f" (first {recipe.test_tasks})"},
+  {recipe.eval_episodes} episodes in context with frozen weights; the source learns the same tasks
+  from scratch.
+
+## Results
+
+{summary(env_id)}
+"""
+    atomic_write_text(target / "README.md", card)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env", required=True, choices=sorted(RECIPES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=1, help="training seeds run in parallel processes")
+    parser.add_argument("--work", type=Path, default=Path("runs/ad_pretrained"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--summary", action="store_true", help="print the summary of the finished cells")
+    parser.add_argument("--bundle", action="store_true", help="bundle training seed 0 into the package")
+    args = parser.parse_args()
+    if args.summary:
+        print(summary(args.env))
+        return
+    if args.bundle:
+        print(f"wrote {bundle(args.env, args.work)}")
+        return
+    missing = [seed for seed in args.seeds if not result_path(args.env, seed).exists()]
+    print(f"{args.env}: cells to run {missing} (done: {sorted(set(args.seeds) - set(missing))})")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
+        futures = [
+            pool.submit(run_cell, args.env, seed, args.work, args.eval_seeds, args.device) for seed in missing
+        ]
+        for future in futures:
+            print(f"wrote {future.result()}", flush=True)
+    print(summary(args.env))
+
+
+if __name__ == "__main__":
+    main()
