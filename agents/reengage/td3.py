@@ -152,7 +152,12 @@ class ReenGAGETD3Mixin:
             critic_layers = critic_relu_mlps(self.critic_target)
             actor_columns = goal_columns(self.actor_target)
             critic_columns = goal_columns(self.critic_target)
-            if None not in (actor_layers, critic_layers, actor_columns, critic_columns):
+            if (
+                actor_layers is not None
+                and critic_layers is not None
+                and actor_columns is not None
+                and critic_columns is not None
+            ):
                 return self._explicit_goal_target(
                     replay_data, discounts, noise, actor_layers, critic_layers, actor_columns, critic_columns
                 )
@@ -171,10 +176,10 @@ class ReenGAGETD3Mixin:
         replay_data: Any,
         discounts: Any,
         noise: th.Tensor,
-        actor_layers: Any,
-        critic_layers: Any,
-        actor_columns: Any,
-        critic_columns: Any,
+        actor_layers: ReluMLP,
+        critic_layers: list[ReluMLP],
+        actor_columns: slice,
+        critic_columns: slice,
     ) -> tuple[th.Tensor, th.Tensor]:
         """:meth:`_critic_goal_target` in closed form, for SB3's actor and critics: no autograd.
 
