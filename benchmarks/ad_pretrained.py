@@ -78,9 +78,13 @@ class Recipe:
     source_episodes: int
     #: Use only the first ``train_tasks`` train tasks (``None``: all).
     train_tasks: int | None = None
-    #: Evaluate on the first ``test_tasks`` held-out tasks (``None``: all).
-    test_tasks: int | None = None
-    #: What the curves measure: ``"return"`` per episode (with an optimum per task).
+    #: The held-out tasks: ``(split, start, stop)`` of ``zoo.envs.tasks`` (``stop`` None: to the end).
+    held_out: tuple[str, int, int | None] = ("test", 0, None)
+    #: A second, shifted task set evaluated the same way (``None``: none), e.g. the bandit's even arms.
+    shift: tuple[str, int, int | None] | None = None
+    #: Other algorithms learning the same tasks from scratch, drawn next to the source.
+    baselines: tuple[dict[str, Any], ...] = ()
+    #: What the table shows: ``"return"`` per episode, or the bandit's cumulative ``"regret"``.
     metric: str = "return"
     #: Episode marks of the summary table.
     marks: tuple[int, ...] = (1, 2, 5, 10, 20, 30)
@@ -125,6 +129,78 @@ RECIPES: dict[str, Recipe] = {
             "so its histories show systematic exploration, and it converges to the optimal return."
         ),
     ),
+    "zoo/DarkRoomHard-v0": Recipe(
+        source={
+            "name": "q_learning",
+            "hyperparameters": {
+                "learning_rate": 1.0,
+                "gamma": 0.9,
+                "epsilon_start": 0.0,
+                "epsilon_end": 0.0,
+                "epsilon_fraction": 0.5,
+                "initial_value": 1.0,
+            },
+        },
+        history_episodes=300,
+        task_repeats=1,
+        subsample=10,
+        model={**_CPU_MODEL, "context_length": 200},
+        train_steps=1500,
+        eval_episodes=30,
+        source_episodes=300,
+        notes=(
+            "Source: greedy optimistic tabular Q-learning (Q0 = 1, the largest return of this "
+            "one-reward task); a 17 x 17 room has 1,445 (cell, action) pairs to try, so it learns slowly."
+        ),
+    ),
+    "zoo/DarkKeyToDoor-v0": Recipe(
+        source={
+            "name": "q_learning",
+            "hyperparameters": {
+                "learning_rate": 1.0,
+                "gamma": 0.95,
+                "epsilon_start": 0.0,
+                "epsilon_end": 0.0,
+                "epsilon_fraction": 0.5,
+                "initial_value": 5.0,
+                "return_levels": 2,
+            },
+        },
+        history_episodes=200,
+        task_repeats=1,
+        subsample=8,
+        train_tasks=512,
+        held_out=("test", 0, 200),
+        model={**_CPU_MODEL, "context_length": 200},
+        train_steps=1500,
+        eval_episodes=30,
+        source_episodes=200,
+        notes=(
+            "Source: greedy optimistic tabular Q-learning over (cell, key held), the key being "
+            "inferred from the episode's reward so far (`return_levels=2`); the start cell is random."
+        ),
+    ),
+    "zoo/AdversarialBandit-v0": Recipe(
+        source={"name": "thompson", "hyperparameters": {}},
+        history_episodes=100,
+        task_repeats=1,
+        subsample=1,
+        train_tasks=800,
+        held_out=("train", 800, 1000),
+        shift=("test", 0, 200),
+        baselines=({"name": "ucb", "hyperparameters": {"exploration": 1.0}},),
+        model={**_CPU_MODEL, "context_length": 100},
+        train_steps=1500,
+        eval_episodes=100,
+        source_episodes=100,
+        metric="regret",
+        marks=(10, 25, 50, 100),
+        notes=(
+            "Source: Beta-Bernoulli Thompson sampling, 100 pulls per task on the first 800 train "
+            "tasks (best arm odd with probability 0.95); held out: train tasks 800-999 (same "
+            "distribution), and the even-arm test split as the shift."
+        ),
+    ),
 }
 
 
@@ -145,6 +221,60 @@ def _tasks(env_id: str, split: str, limit: int | None) -> list[Any]:
     return tasks if limit is None else tasks[:limit]
 
 
+def _task_set(env_id: str, spec: tuple[str, int, int | None]) -> list[Any]:
+    split, start, stop = spec
+    return list(zoo.envs.tasks(env_id, split))[start:stop]
+
+
+def _evaluate(
+    agent: AlgorithmDistillation, recipe: Recipe, env_id: str, tasks: list[Any], eval_seeds: int
+) -> dict[str, Any]:
+    """AD in context (every evaluation mode), the source and the baselines from scratch, per evaluation seed."""
+    curves: dict[str, list[list[float]]] = {}
+    for name, deterministic, kv_cache in EVALUATIONS:
+        curves[name] = [
+            _rounded(
+                evaluate_in_context(
+                    agent,
+                    env_id,
+                    tasks=tasks,
+                    episodes=recipe.eval_episodes,
+                    deterministic=deterministic,
+                    kv_cache=kv_cache,
+                    seed=10_000 + eval_seed,
+                ).mean
+            )
+            for eval_seed in range(eval_seeds)
+        ]
+    learners = {"source": recipe.source, **{baseline["name"]: baseline for baseline in recipe.baselines}}
+    scratch = {
+        label: [
+            _rounded(
+                source_learning_curve(
+                    make_source(description),
+                    env_id,
+                    tasks=tasks,
+                    episodes=recipe.source_episodes,
+                    seed=10_000 + eval_seed,
+                ).mean
+            )
+            for eval_seed in range(eval_seeds)
+        ]
+        for label, description in learners.items()
+    }
+    return {
+        "ad": curves,
+        "source": scratch.pop("source"),
+        "baselines": scratch,
+        "optimal_mean": round(float(np.mean([_optimum(env_id, task) for task in tasks])), 6),
+        "tasks": len(tasks),
+    }
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(value), 6) for value in values]
+
+
 def _name(env_id: str) -> str:
     return env_id.replace("/", "-")
 
@@ -161,7 +291,7 @@ def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -
     folder = work / _name(env_id) / f"seed{seed}"
     source = make_source(recipe.source)
     train_tasks = _tasks(env_id, "train", recipe.train_tasks)
-    test_tasks = _tasks(env_id, "test", recipe.test_tasks)
+    test_tasks = _task_set(env_id, recipe.held_out)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     dataset = collect_histories(
@@ -187,41 +317,24 @@ def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -
     timings["train_s"] = time.perf_counter() - started
     agent.save(folder / "model")
     started = time.perf_counter()
-    curves: dict[str, list[list[float]]] = {}
-    for name, deterministic, kv_cache in EVALUATIONS:
-        curves[name] = [
-            evaluate_in_context(
-                agent,
-                env_id,
-                tasks=test_tasks,
-                episodes=recipe.eval_episodes,
-                deterministic=deterministic,
-                kv_cache=kv_cache,
-                seed=10_000 + eval_seed,
-            ).mean.tolist()
-            for eval_seed in range(eval_seeds)
-        ]
+    held_out = _evaluate(agent, recipe, env_id, test_tasks, eval_seeds)
+    shift = None
+    if recipe.shift is not None:
+        shift = _evaluate(agent, recipe, env_id, _task_set(env_id, recipe.shift), eval_seeds)
     timings["eval_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    source_curves = [
-        source_learning_curve(
-            source, env_id, tasks=test_tasks, episodes=recipe.source_episodes, seed=10_000 + eval_seed
-        ).mean.tolist()
-        for eval_seed in range(eval_seeds)
-    ]
-    timings["source_s"] = time.perf_counter() - started
-    optimum = float(np.mean([_optimum(env_id, task) for task in test_tasks]))
     result = {
         "env_id": env_id,
         "train_seed": seed,
         "eval_seeds": list(range(10_000, 10_000 + eval_seeds)),
         "recipe": asdict(recipe),
         "train_tasks": len(train_tasks),
-        "test_tasks": len(test_tasks),
+        "test_tasks": held_out["tasks"],
         "dataset_steps": int(sum(len(history) for history in agent.dataset.histories)),
-        "optimal_mean": round(optimum, 6),
-        "ad": {name: [[round(v, 6) for v in curve] for curve in values] for name, values in curves.items()},
-        "source": [[round(v, 6) for v in curve] for curve in source_curves],
+        "optimal_mean": held_out["optimal_mean"],
+        "ad": held_out["ad"],
+        "source": held_out["source"],
+        "baselines": held_out["baselines"],
+        "shift": shift,
         "tokens_per_second": round(agent.tokens_per_second, 1),
         "timings": {key: round(value, 1) for key, value in timings.items()},
         "device": device,
@@ -237,43 +350,82 @@ def _first_reaching(curve: np.ndarray, level: float) -> int | None:
     return int(reached[0]) + 1 if reached.size else None
 
 
+def _table(recipe: Recipe, sets: list[dict[str, Any]], title: str) -> list[str]:
+    """Markdown rows for one task set: mean ± std over every (training seed, evaluation seed)."""
+    optimum = sets[0]["optimal_mean"]
+    marks = [mark for mark in recipe.marks if mark <= recipe.eval_episodes]
+    rows = {
+        "AD, sampling (predict's default)": [c for r in sets for c in r["ad"]["sample"]],
+        "AD, argmax": [c for r in sets for c in r["ad"]["argmax"]],
+        "AD, sampling, kv_cache='recompute'": [c for r in sets for c in r["ad"]["sample_recompute"]],
+        f"source ({recipe.source['name']}) from scratch": [c for r in sets for c in r["source"]],
+    }
+    for name in sets[0].get("baselines") or {}:
+        rows[f"{name} from scratch"] = [c for r in sets for c in r["baselines"][name]]
+    regret = recipe.metric == "regret"
+    what = "cumulative regret after pull" if regret else "episode"
+    lines = [
+        title,
+        "",
+        "| method | "
+        + " | ".join(f"{what} {m}" for m in marks)
+        + ("" if regret else " | episodes to 80 % | to 90 %")
+        + " |",
+        "|---|" + "---|" * (len(marks) + (0 if regret else 2)),
+    ]
+    for label, curves in rows.items():
+        matrix = np.array(curves)[:, : recipe.eval_episodes]
+        if regret:
+            matrix = np.cumsum(optimum - matrix, axis=1)
+        mean, std = matrix.mean(axis=0), matrix.std(axis=0)
+        cells = [f"{mean[m - 1]:.2f} ± {std[m - 1]:.2f}" for m in marks]
+        if not regret:
+            full = np.array(curves).mean(axis=0)
+            reach = [_first_reaching(full, fraction * optimum) for fraction in (0.8, 0.9)]
+            cells += [str(value) if value is not None else f"not in {full.size}" for value in reach]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary(env_id: str) -> str:
     """Markdown: mean ± std over every (training seed, evaluation seed) at the recipe's marks."""
     recipe = RECIPES[env_id]
     results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob(f"{_name(env_id)}__seed*.json"))]
     if not results:
         return f"no results for {env_id} in {RESULTS}"
-    optimum = results[0]["optimal_mean"]
-    marks = [mark for mark in recipe.marks if mark <= recipe.eval_episodes]
-    rows = {
-        "AD, sampling (predict's default)": np.array([c for r in results for c in r["ad"]["sample"]]),
-        "AD, argmax": np.array([c for r in results for c in r["ad"]["argmax"]]),
-        "AD, sampling, kv_cache='recompute'": np.array(
-            [c for r in results for c in r["ad"]["sample_recompute"]]
-        ),
-        f"source ({recipe.source['name']}) from scratch": np.array([c for r in results for c in r["source"]]),
-    }
-    seeds = f"{len(results)} training seeds x {len(results[0]['source'])} evaluation seeds"
-    lines = [
-        f"{env_id}: {results[0]['test_tasks']} held-out tasks, mean optimal return {optimum:.2f}; "
-        f"mean ± std over {seeds} (each value: the return averaged over the tasks).",
-        "",
-        "| method | " + " | ".join(f"episode {m}" for m in marks) + " | episodes to 80 % | to 90 % |",
-        "|---|" + "---|" * (len(marks) + 2),
-    ]
-    for label, matrix in rows.items():
-        mean, std = matrix.mean(axis=0), matrix.std(axis=0)
-        cells = [f"{mean[m - 1]:.2f} ± {std[m - 1]:.2f}" for m in marks]
-        reach = [_first_reaching(mean, fraction * optimum) for fraction in (0.8, 0.9)]
-        shown = [str(value) if value is not None else f"not in {mean.size}" for value in reach]
-        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(shown) + " |")
+    seeds = (
+        f"{len(results)} training seed(s) ({', '.join(str(r['train_seed']) for r in results)}) x "
+        f"{len(results[0]['source'])} evaluation seeds"
+    )
+    split, start, stop = recipe.held_out
+    measured = (
+        "cumulative regret (mean best arm minus reward, summed over pulls)"
+        if recipe.metric == "regret"
+        else "return"
+    )
+    lines = _table(
+        recipe,
+        results,
+        f"{env_id}, held-out tasks ({split} split [{start}:{'' if stop is None else stop}], "
+        f"{results[0]['test_tasks']} tasks), mean optimum {results[0]['optimal_mean']:.2f}; {measured} "
+        f"averaged over the tasks, mean ± std over {seeds}.",
+    )
+    if recipe.shift is not None and all(r.get("shift") for r in results):
+        split, start, stop = recipe.shift
+        shifted = _table(
+            recipe,
+            [r["shift"] for r in results],
+            f"Shifted tasks ({split} split [{start}:{'' if stop is None else stop}], "
+            f"{results[0]['shift']['tasks']} tasks), same models and seeds.",
+        )
+        lines += ["", *shifted]
     speeds = [r["tokens_per_second"] for r in results]
     train = [r["timings"]["train_s"] for r in results]
     lines += [
         "",
         f"Training: {np.mean(speeds):,.0f} ± {np.std(speeds):,.0f} tokens/s, "
         f"{np.mean(train) / 60:.1f} ± {np.std(train) / 60:.1f} min per seed "
-        f"({recipe.train_steps} steps, {results[0]['device']}).",
+        f"({recipe.train_steps} steps, {results[0]['device']}, one thread, on a shared 2-core machine).",
     ]
     return "\n".join(lines)
 
@@ -304,7 +456,7 @@ Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2` and
   every {recipe.subsample}th episode kept.
 - Model and optimisation: {json.dumps(recipe.model)}.
 - Budget: {recipe.train_steps} gradient steps on a CPU, one thread.
-- Evaluation: the held-out (test) tasks{"" if recipe.test_tasks is None else f" (first {recipe.test_tasks})"},
+- Evaluation: the held-out tasks {recipe.held_out} (split, start, stop),
   {recipe.eval_episodes} episodes in context with frozen weights; the source learns the same tasks
   from scratch.
 
