@@ -228,6 +228,30 @@ def caption_frame(
     return np.ascontiguousarray(np.asarray(canvas, dtype=np.uint8))
 
 
+def overlay_lines(
+    label: str,
+    episode: int,
+    episodes: int,
+    step: int,
+    max_steps: int | None,
+    return_so_far: float,
+    detail: str | None = None,
+) -> list[str]:
+    """The overlay text of one frame: the agent, then episode, step and return so far, then ``detail``.
+
+    :param label: the agent.
+    :param episode: the episode's number (from 1).
+    :param episodes: how many episodes the video numbers.
+    :param step: steps taken in the episode.
+    :param max_steps: the episode's time limit (``None``: not shown).
+    :param return_so_far: the episode's return up to this frame.
+    :param detail: a third line (the task), or ``None``.
+    """
+    limit = f"/{max_steps}" if max_steps else ""
+    lines = [label, f"episode {episode}/{episodes}   step {step}{limit}   return so far {return_so_far:g}"]
+    return lines + ([detail] if detail is not None else [])
+
+
 def episode_frames(
     model: Any,
     env: gym.Env,
@@ -269,8 +293,8 @@ def episode_frames(
         raise ValueError(f"episodes={episodes} must be at least 1")
     if first_episode < 1:
         raise ValueError(f"first_episode={first_episode} must be at least 1")
-    total = first_episode - 1 + episodes if total_episodes is None else total_episodes
-    if total < first_episode - 1 + episodes:
+    of_episodes = first_episode - 1 + episodes if total_episodes is None else total_episodes
+    if of_episodes < first_episode - 1 + episodes:
         raise ValueError(f"total_episodes={total_episodes} is fewer than the episodes numbered")
     if env.render_mode != "rgb_array":
         raise ValueError(f"env.render_mode={env.render_mode!r}; make the env with render_mode='rgb_array'")
@@ -279,13 +303,11 @@ def episode_frames(
     returns: list[float] = []
     reward = 0.0
 
-    limit = getattr(env.spec, "max_episode_steps", None) if env.spec is not None else None
-    of_limit = f"/{limit}" if limit else ""
+    limit = env.spec.max_episode_steps if env.spec is not None else None
 
     def caption(episode: int, step: int, so_far: float) -> list[str]:
-        numbered = f"episode {first_episode + episode}/{total}"
-        lines = [label, f"{numbered}   step {step}{of_limit}   return so far {so_far:g}"]
-        return lines + ([detail(episode)] if detail is not None else [])
+        extra = detail(episode) if detail is not None else None
+        return overlay_lines(label, first_episode + episode, of_episodes, step, limit, so_far, extra)
 
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed if episode == 0 else None)

@@ -326,23 +326,6 @@ def test_ad_eval_on_another_env_is_refused(tmp_path: Path, capsys) -> None:
     assert "zoo/AdversarialBandit-v0" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_quickstart_fast_runs_and_reports(tmp_path: Path, capsys) -> None:
-    run_zoo("quickstart", "--fast", "--output", str(tmp_path / "qs"), "--device", "cpu")
-    out = capsys.readouterr().out
-    run = tmp_path / "qs" / "run_1"
-    assert str(run) in out
-    for name in ("results.json", "kickstart_curves.png", "ad_in_context.png", "replay.mp4"):
-        assert (run / name).is_file(), name
-    results = json.loads((run / "results.json").read_text())
-    assert (
-        results["teacher"]["source"] == "bundled"
-        and results["teacher"]["return"] == results["optimal_return"]
-    )
-    assert set(results["kickstart"]) == {"PPO from scratch", "Kickstarted PPO"}
-    assert len(results["algorithm_distillation"]["trained"]["mean"]) == 3
-
-
 def test_bench_passes_the_scripts_own_flags_through(capfd) -> None:
     run_zoo("bench", "env_throughput", "--help")  # the script's own argparse answers, exit code 0
     out = capfd.readouterr().out
