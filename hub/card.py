@@ -28,6 +28,7 @@ def generate_model_card(
     has_video: bool = False,
     description: str | None = None,
     sb3_zip: str | None = None,
+    dataset_repo_id: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Build a model card: the README.md text (YAML front matter + markdown) and its metadata.
 
@@ -50,6 +51,8 @@ def generate_model_card(
     :param description: an optional paragraph placed under the title.
     :param sb3_zip: name of the SB3 ``.zip`` in the repo (``"<repo-name>.zip"``), if there is one:
         the card then shows how huggingface_sb3 and rl_zoo3 load it.
+    :param dataset_repo_id: the dataset repo holding the training data (listed under
+        ``datasets:`` in the metadata, with a loading snippet).
     :return: ``(readme_text, metadata)``; ``metadata`` is the dict written as YAML front matter.
     """
     if not algo_name:
@@ -86,6 +89,7 @@ def generate_model_card(
                 verified=False,
             )
         ],
+        datasets=[dataset_repo_id] if dataset_repo_id else None,
     )
     load_target = repo_id or f"<org>/{algo_name.lower()}-{env_id.replace('/', '-')}"
     episodes = f"{n_eval_episodes} " if n_eval_episodes is not None else ""
@@ -122,6 +126,19 @@ def generate_model_card(
         "Loading reads `config.json` and `model.safetensors` only; nothing is unpickled.",
         "",
     ]
+    if dataset_repo_id:
+        lines += [
+            "## Training data",
+            "",
+            f"The data this agent was trained on is the dataset repo `{dataset_repo_id}`:",
+            "",
+            "```python",
+            "from datasets import load_dataset",
+            "",
+            f'transitions = load_dataset("{dataset_repo_id}", split="train")',
+            "```",
+            "",
+        ]
     if sb3_zip:
         package = (
             "stable_baselines3"

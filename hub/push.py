@@ -541,6 +541,8 @@ class PushResult:
     :param commit_url: the commit's URL on the Hub.
     :param uploaded: the files of the new commit (the repo holds exactly these, plus ``.gitattributes``).
     :param removed: files of earlier pushes (or of other tools) that the commit deleted.
+    :param dataset_repo_id: the dataset repo pushed with the model (``dataset_repo_id=``), if any.
+    :param dataset_oid: that dataset push's commit sha.
     """
 
     repo_id: str
@@ -549,6 +551,8 @@ class PushResult:
     commit_url: str
     uploaded: tuple[str, ...]
     removed: tuple[str, ...]
+    dataset_repo_id: str | None = None
+    dataset_oid: str | None = None
 
 
 def sb3_zip_name(repo_id: str) -> str:
@@ -663,6 +667,9 @@ def push_to_hub(
     tags: Sequence[str] = (),
     token: str | bool | None = None,
     endpoint: str | None = None,
+    dataset_repo_id: str | None = None,
+    dataset_dir: str | os.PathLike[str] | None = None,
+    description: str | None = None,
 ) -> PushResult:
     """Evaluate an agent, record a replay and make it the repo's whole content in one commit.
 
@@ -710,6 +717,13 @@ def push_to_hub(
     :param tags: extra model card tags.
     :param token: Hugging Face token (``None``: the saved one).
     :param endpoint: Hub URL (see :func:`hub_endpoint`).
+    :param dataset_repo_id: also publish the training data, to this dataset repo, before the
+        model (with :func:`~zoo.hub.push_dataset`: Parquet transitions and a dataset card); the
+        model card then lists it under ``datasets:`` and shows how to load it. For Algorithm
+        Distillation that is its learning-history dataset.
+    :param dataset_dir: the dataset folder to publish (default: the folder the model's
+        ``dataset`` was loaded from, as AD keeps it).
+    :param description: a paragraph placed under the model card's title (e.g. the recipe).
     :return: the commit, its files and the files it removed.
     :raises HubError: the Hub could not be reached or refused the push; the message names the
         endpoint and the repo.
@@ -738,6 +752,22 @@ def push_to_hub(
     if tensorboard_dir is not None and not Path(tensorboard_dir).is_dir():
         raise ValueError(f"tensorboard_dir={str(tensorboard_dir)!r} is not a directory")
     found_vec_normalize = _find_vec_normalize(model, vec_normalize) if is_sb3_algorithm(model) else None
+    data_folder: Path | None = None
+    if dataset_repo_id is not None:
+        _check_repo_id(dataset_repo_id)
+        if dataset_dir is None:
+            dataset = getattr(model, "dataset", None)
+            dataset_dir = getattr(dataset, "directory", None)
+        if dataset_dir is None:
+            raise ValueError(
+                f"dataset_repo_id={dataset_repo_id!r} needs the dataset's folder: the model has none "
+                "(e.g. a loaded model); pass dataset_dir=<the histories' folder>"
+            )
+        data_folder = Path(dataset_dir)
+        if not data_folder.is_dir():
+            raise ValueError(f"dataset_dir={str(dataset_dir)!r} is not a directory")
+    elif dataset_dir is not None:
+        raise ValueError(f"dataset_dir={str(dataset_dir)!r} is given without dataset_repo_id; pass both")
     url = hub_endpoint(endpoint)
     api = HfApi(endpoint=url, token=token)
 
@@ -760,6 +790,23 @@ def push_to_hub(
 
     # Before the (slow) evaluation and replay: fail fast when the Hub cannot be reached.
     hub_call("check the repo", lambda: api.repo_exists(repo_id, repo_type="model"))
+    dataset_oid = None
+    if data_folder is not None and dataset_repo_id is not None:
+        from .datasets import push_dataset
+
+        data_repo = dataset_repo_id
+        dataset_info = hub_call(
+            f"push the dataset {data_repo!r}",
+            lambda: push_dataset(
+                data_folder,
+                data_repo,
+                commit_message=f"Upload the training data of {repo_id}",
+                private=private,
+                token=token,
+                endpoint=endpoint,
+            ),
+        )
+        dataset_oid = str(dataset_info.oid)
 
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
         folder = Path(staging)
@@ -823,6 +870,8 @@ def push_to_hub(
             tags=tags,
             has_video=record_replay,
             sb3_zip=sb3_zip,
+            description=description,
+            dataset_repo_id=dataset_repo_id,
         )
         (folder / README_FILE).write_text(readme, encoding="utf-8")
         if tensorboard_dir is not None:
@@ -875,6 +924,8 @@ def push_to_hub(
         commit_url=str(info.commit_url),
         uploaded=tuple(local_files),
         removed=tuple(removed),
+        dataset_repo_id=dataset_repo_id,
+        dataset_oid=dataset_oid,
     )
 
 

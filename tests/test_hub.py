@@ -997,3 +997,67 @@ def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_p
         th.testing.assert_close(loaded.policy.state_dict()[key].cpu(), value.cpu())
     with pytest.raises(ValueError, match="evaluate_fn"):
         hub.push_to_hub(model, repo_id, "zoo/DarkRoom-v0")
+
+
+def test_algorithm_distillation_is_published_together_with_its_learning_histories(hub_server, tmp_path):
+    import yaml
+
+    ad = pytest.importorskip("zoo.agents.ad")
+    dataset = ad.collect_histories(
+        "zoo/DarkRoom-v0", ad.NoisyExpert(), tmp_path / "data", episodes=3, env_kwargs={"size": 3}
+    )
+    model = ad.AlgorithmDistillation(
+        dataset,
+        context_length=20,
+        n_layers=1,
+        n_heads=2,
+        embed_dim=16,
+        batch_size=8,
+        warmup_steps=2,
+        device="cpu",
+    ).learn(2)
+
+    def evaluate(agent, n):
+        return ad.evaluate_in_context(agent, "zoo/DarkRoom-v0", episodes=n, n_tasks=2).returns[:, -1]
+
+    repo_id, data_repo = f"{ORG}/ad-with-data", f"{ORG}/ad-with-data-histories"
+    result = hub.push_to_hub(
+        model,
+        repo_id,
+        "zoo/DarkRoom-v0",
+        n_eval_episodes=2,
+        evaluate_fn=evaluate,
+        record_replay=False,
+        dataset_repo_id=data_repo,
+        description="Trained on noisy-expert histories.",
+    )
+    assert result.dataset_repo_id == data_repo and result.dataset_oid
+    # The dataset repo is the model's own histories, readable back, and the card points at it.
+    pulled = ad.HistoryDataset.load(hub.load_dataset_from_hub(data_repo))
+    np.testing.assert_array_equal(pulled.episode_returns(), dataset.episode_returns())
+    repo = hub_server.get_repo("model", repo_id)
+    card = hub_server.read_file(repo, result.oid, "README.md").decode()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert metadata["datasets"] == [data_repo]
+    assert f'load_dataset("{data_repo}", split="train")' in card
+    assert "Trained on noisy-expert histories." in card
+    # A loaded model has no dataset folder: say what to pass.
+    model.save(tmp_path / "saved")
+    loaded = ad.AlgorithmDistillation.load(tmp_path / "saved", device="cpu")
+    with pytest.raises(
+        ValueError, match=rf"dataset_repo_id='{ORG}/x' needs the dataset's folder.*dataset_dir="
+    ):
+        hub.push_to_hub(loaded, repo_id, "zoo/DarkRoom-v0", evaluate_fn=evaluate, dataset_repo_id=f"{ORG}/x")
+    with pytest.raises(ValueError, match=r"dataset_dir=.* is given without dataset_repo_id"):
+        hub.push_to_hub(
+            loaded, repo_id, "zoo/DarkRoom-v0", evaluate_fn=evaluate, dataset_dir=tmp_path / "data"
+        )
+    with pytest.raises(ValueError, match=r"dataset_dir=.*nowhere.* is not a directory"):
+        hub.push_to_hub(
+            loaded,
+            repo_id,
+            "zoo/DarkRoom-v0",
+            evaluate_fn=evaluate,
+            dataset_repo_id=f"{ORG}/x",
+            dataset_dir=tmp_path / "nowhere",
+        )
