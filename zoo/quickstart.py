@@ -131,7 +131,7 @@ FULL = Budget(
     kickstart_eval_every=1_024,
     kickstart_seeds=(0, 1, 2),
     ad_eval_seeds=10,
-    ad_eval_episodes=30,
+    ad_eval_episodes=40,
     ad_n_tasks=None,
     ad_source_episodes=200,
     live_history_episodes=40,
@@ -993,7 +993,7 @@ def _print_tables(console: Any, results: dict[str, Any]) -> None:
     for label, method in methods.items():
         table.add_column(f"{label} ({len(method['curves'])} seeds)", justify="right")
     episodes = ad["pretrained"]["methods"][AD_PRETRAINED]["episodes"]
-    marks = sorted({1, 2, 3, 5, 10, 15, 20, episodes} & set(range(1, episodes + 1)))
+    marks = sorted({1, 2, 3, 5, 10, 15, 20, 30, episodes} & set(range(1, episodes + 1)))
     for episode in marks:
         cells = [
             f"{method['mean'][episode - 1]:.1f} ± {method['std'][episode - 1]:.1f}"
