@@ -201,3 +201,32 @@ def test_return_levels_let_q_learning_hold_the_key_in_key_to_door() -> None:
     assert late[2] > late[1] + 0.3
     with pytest.raises(ValueError, match="return_levels=0 is not allowed"):
         TabularQLearning(return_levels=0)
+
+
+@pytest.mark.parametrize("parallel", [{"n_jobs": 2}, {"address": "local"}])
+def test_parallel_and_ray_collection_write_the_same_histories(tmp_path, parallel: dict) -> None:
+    if "address" in parallel:
+        pytest.importorskip("ray")
+    tasks = zoo.envs.tasks("zoo/DarkRoom-v0", "train", size=3)[:6]
+    common = {"episodes": 3, "tasks": tasks, "env_kwargs": {"size": 3}, "tasks_per_batch": 2, "seed": 4}
+    serial = collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "serial", **common)
+    written: list[int] = []
+    spread = collect_histories(
+        "zoo/DarkRoom-v0",
+        TabularQLearning(),
+        tmp_path / "spread",
+        on_task_written=written.append,
+        **common,
+        **parallel,
+    )
+    assert sorted(written) == list(range(6))
+    for one, other in zip(serial.histories, spread.histories):
+        np.testing.assert_array_equal(one.actions, other.actions)
+        np.testing.assert_array_equal(one.rewards, other.rewards)
+
+
+def test_collection_refuses_bad_parallel_settings(tmp_path) -> None:
+    with pytest.raises(ValueError, match="n_jobs=0 is not allowed"):
+        collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "a", episodes=1, n_jobs=0)
+    with pytest.raises(ValueError, match="address='' is not allowed"):
+        collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "b", episodes=1, address="")

@@ -775,6 +775,57 @@ def check_source(source: Any, env_id: str, env: gym.Env) -> None:
         )
 
 
+def _one_thread() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+def _collect_batch(
+    source: Source, env_id: str, env_kwargs: dict[str, Any], tasks: list[Any], episodes: int, seed: int
+) -> list[History]:
+    """One batch of tasks (a top-level function, so worker processes and Ray can run it)."""
+    import zoo.envs  # noqa: F401  (registers the environments in a fresh worker)
+
+    return source.collect(env_id, env_kwargs, tasks, episodes, seed)
+
+
+def _collect_with_ray(
+    address: str,
+    pending: list[tuple[int, list[int], list[int]]],
+    arguments: Callable[[int, list[int]], tuple[Any, ...]],
+    store: Callable[[list[int], list[int], list[History]], None],
+) -> None:
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError(
+            f"address={address!r} runs the collection on Ray, which is not installed; "
+            "pip install 'distill-zoo[pbt]'"
+        ) from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
+        )
+    try:
+        remote = ray.remote(num_cpus=1)(_collect_batch)
+        running = {
+            remote.remote(*arguments(batch, indices)): (indices, missing)
+            for batch, indices, missing in pending
+        }
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1)
+            indices, missing = running.pop(done[0])
+            store(indices, missing, ray.get(done[0]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def collect_histories(
     env_id: str,
     source: Source,
@@ -786,6 +837,8 @@ def collect_histories(
     seed: int = 0,
     tasks_per_batch: int = 64,
     on_task_written: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
+    address: str | None = None,
 ) -> HistoryDataset:
     """Collect one learning history per task and store them in ``directory`` (resumable).
 
@@ -805,6 +858,12 @@ def collect_histories(
     :param tasks_per_batch: tasks learned at once on one vector environment (numpy sources;
         :class:`SB3Source` always learns one task per batch).
     :param on_task_written: called with the task index after each task is stored.
+    :param n_jobs: batches learned at once in parallel worker processes (one torch thread
+        each); the histories are the same as with ``n_jobs=1``, and only this process writes
+        them, as each batch finishes.
+    :param address: run the batches as Ray tasks on the cluster at this address (``"auto"``,
+        ``"ray://host:10001"``, or ``"local"`` to start one here); needs the ``pbt`` extra.
+        Histories and resuming are the same as without Ray.
     :return: the loaded dataset.
     """
     import zoo.envs
@@ -812,6 +871,9 @@ def collect_histories(
     env_kwargs = dict(env_kwargs or {})
     check_integer("episodes", episodes, 1)
     check_integer("tasks_per_batch", tasks_per_batch, 1)
+    check_integer("n_jobs", n_jobs, 1)
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ValueError(f"address={address!r} is not allowed; give a Ray address such as 'auto' or 'local'")
     check_integer("seed", seed, 0)
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
@@ -842,17 +904,37 @@ def collect_histories(
     # Sources that learn one task at a time gain nothing from batches; one task per batch makes
     # their collection resumable task by task.
     batch_size = tasks_per_batch if isinstance(source, VectorisedSource) else 1
+    pending = []
     for batch, start in enumerate(range(0, len(tasks), batch_size)):
         indices = list(range(start, min(start + batch_size, len(tasks))))
         missing = [index for index in indices if index not in writer.completed]
-        if not missing:
-            continue
-        histories = source.collect(
-            env_id, env_kwargs, [tasks[index] for index in indices], episodes, seed + batch
-        )
+        if missing:
+            pending.append((batch, indices, missing))
+
+    def store(indices: list[int], missing: list[int], histories: list[History]) -> None:
         for index, history in zip(indices, histories):
             if index in missing:
                 writer.write_task(index, history)
                 if on_task_written is not None:
                     on_task_written(index)
+
+    def arguments(batch: int, indices: list[int]) -> tuple[Any, ...]:
+        return (source, env_id, env_kwargs, [tasks[index] for index in indices], episodes, seed + batch)
+
+    if address is not None:
+        _collect_with_ray(address, pending, arguments, store)
+    elif n_jobs > 1 and len(pending) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(n_jobs, len(pending)), mp_context=context, initializer=_one_thread
+        ) as pool:
+            futures = [(pool.submit(_collect_batch, *arguments(b, i)), i, m) for b, i, m in pending]
+            for future, indices, missing in futures:  # in order, so a crash leaves a prefix written
+                store(indices, missing, future.result())
+    else:
+        for batch, indices, missing in pending:
+            store(indices, missing, _collect_batch(*arguments(batch, indices)))
     return HistoryDataset.load(directory)
