@@ -748,10 +748,11 @@ def _reengage_panel(summary: dict[str, Any]) -> Any:
         mean, low, high = _band(matrix)
         curves.append(Curve(label, runs[0]["steps"], mean, low, high))
     seeds = len(summary["train_seeds"])
+    starts = summary["hyperparams"].get(HER, {}).get("learning_starts")
     return Panel(
         title=f"ReenGAGE vs HER on {summary['env_id']}\nrandom goals, {seeds} training seed"
         f"{'s' if seeds > 1 else ''}, {summary['eval_episodes']} evaluation episodes per point",
-        xlabel="environment steps",
+        xlabel=f"environment steps (gradient steps start at {starts:,})" if starts else "environment steps",
         ylabel="success rate",
         curves=curves,
         band=f"mean ± std over {seeds} seed{'s' if seeds > 1 else ''}"
