@@ -86,7 +86,7 @@ class Recipe:
     baselines: tuple[dict[str, Any], ...] = ()
     #: What the table shows: ``"return"`` per episode, or the bandit's cumulative ``"regret"``.
     metric: str = "return"
-    #: Evaluation seeds of the (O(c²) per step) recompute evaluation (``None``: all of them).
+    #: Evaluation seeds of the (O(c²) per step) recompute evaluation (``None``: all of them; 0: skipped).
     recompute_eval_seeds: int | None = None
     #: Episode marks of the summary table.
     marks: tuple[int, ...] = (1, 2, 5, 10, 20, 30)
@@ -121,10 +121,12 @@ RECIPES: dict[str, Recipe] = {
         history_episodes=200,
         task_repeats=4,
         subsample=8,
+        recompute_eval_seeds=2,
         model={**_CPU_MODEL, "context_length": 200},
         train_steps=2000,
-        eval_episodes=30,
+        eval_episodes=50,
         source_episodes=200,
+        marks=(1, 2, 5, 10, 20, 30, 40, 50),
         notes=(
             "Source: greedy tabular Q-learning with optimistic initial values Q0 = 1 / (1 - gamma) = 10 "
             "(learning rate 1): it explores every (cell, action) it has not tried before it settles, "
@@ -146,7 +148,7 @@ RECIPES: dict[str, Recipe] = {
         history_episodes=300,
         task_repeats=1,
         subsample=10,
-        recompute_eval_seeds=3,
+        recompute_eval_seeds=1,
         model={**_CPU_MODEL, "context_length": 200},
         train_steps=1500,
         eval_episodes=30,
@@ -174,7 +176,7 @@ RECIPES: dict[str, Recipe] = {
         subsample=8,
         train_tasks=512,
         held_out=("test", 0, 100),
-        recompute_eval_seeds=2,
+        recompute_eval_seeds=0,
         model={**_CPU_MODEL, "context_length": 200},
         train_steps=1500,
         eval_episodes=30,
@@ -192,6 +194,7 @@ RECIPES: dict[str, Recipe] = {
         train_tasks=800,
         held_out=("train", 800, 1000),
         shift=("test", 0, 200),
+        recompute_eval_seeds=2,
         baselines=({"name": "ucb", "hyperparameters": {"exploration": 1.0}},),
         model={**_CPU_MODEL, "context_length": 100},
         train_steps=1500,
@@ -428,14 +431,23 @@ def summary(env_id: str) -> str:
             f"{results[0]['shift']['tasks']} tasks), same models and seeds.",
         )
         lines += ["", *shifted]
-    speeds = [r["tokens_per_second"] for r in results]
-    train = [r["timings"]["train_s"] for r in results]
-    lines += [
-        "",
-        f"Training: {np.mean(speeds):,.0f} ± {np.std(speeds):,.0f} tokens/s, "
-        f"{np.mean(train) / 60:.1f} ± {np.std(train) / 60:.1f} min per seed "
-        f"({recipe.train_steps} steps, {results[0]['device']}, one thread, on a shared 2-core machine).",
-    ]
+    # A cell resumed after its training had finished trained nothing in the recorded run.
+    timed = [r for r in results if r["tokens_per_second"] > 0]
+    if timed:
+        speeds = [r["tokens_per_second"] for r in timed]
+        train = [r["timings"]["train_s"] for r in timed]
+        lines += [
+            "",
+            f"Training ({len(timed)} seed(s) timed): {np.mean(speeds):,.0f} ± {np.std(speeds):,.0f} tokens/s, "
+            f"{np.mean(train) / 60:.1f} ± {np.std(train) / 60:.1f} min per seed "
+            f"({recipe.train_steps} steps, {results[0]['device']}, one thread, on a shared 2-core machine).",
+        ]
+    untimed = [str(r["train_seed"]) for r in results if r["tokens_per_second"] <= 0]
+    if untimed:
+        lines += [
+            "",
+            f"Training time not recorded for seed(s) {', '.join(untimed)}: resumed after training had finished.",
+        ]
     return "\n".join(lines)
 
 
@@ -449,6 +461,7 @@ def bundle(env_id: str, work: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copyfile(model / name, target / name)
+    kept = f"every {recipe.subsample}th episode kept" if recipe.subsample > 1 else "every episode kept"
     card = f"""# Algorithm Distillation for `{env_id}` (bundled with distill-zoo)
 
 Load it with `zoo.agents.ad.load_pretrained("{env_id}")`; no network. The weights are training
@@ -462,7 +475,7 @@ Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2` and
 - Source: `{recipe.source["name"]}` with {json.dumps(recipe.source["hyperparameters"])}. {recipe.notes}
 - Data: one learning history of {recipe.history_episodes} episodes per train task, {recipe.task_repeats}
   histories per task (train split{"" if recipe.train_tasks is None else f", first {recipe.train_tasks} tasks"}),
-  every {recipe.subsample}th episode kept.
+  {kept}.
 - Model and optimisation: {json.dumps(recipe.model)}.
 - Budget: {recipe.train_steps} gradient steps on a CPU, one thread.
 - Evaluation: the held-out tasks {recipe.held_out} (split, start, stop),
