@@ -45,6 +45,10 @@ def test_wheel_installs_into_fresh_venv_and_registers_envs(tmp_path: Path) -> No
         "env = gym.make('zoo:zoo/DarkRoom-v0'); env.reset(seed=0); env.step(0)\n"
         "import importlib.resources as r\n"
         "print(r.files('zoo').joinpath('py.typed').is_file())\n"
+        "from zoo.agents.ad import available_pretrained, load_pretrained, pretrained_path\n"
+        "print(all(str(pretrained_path(e)).startswith(zoo.agents.__file__.rsplit('/', 1)[0]) "
+        "for e in available_pretrained()) and len(available_pretrained()) > 0)\n"
+        "print(load_pretrained('zoo/DarkRoom-v0', device='cpu').env_id)\n"
     )
     result = subprocess.run(
         [str(python), "-c", script], check=True, capture_output=True, text=True, env=environment, cwd=tmp_path
@@ -54,6 +58,8 @@ def test_wheel_installs_into_fresh_venv_and_registers_envs(tmp_path: Path) -> No
     for path in lines[:4]:
         assert path.startswith(installed_root), f"{path} was not imported from the installed wheel"
     assert lines[4] == "True"
+    assert lines[5] == "True"  # the bundled AD models are package data of the wheel
+    assert lines[6] == "zoo/DarkRoom-v0"
 
 
 def test_make_without_prior_import_resolves_module_prefix() -> None:

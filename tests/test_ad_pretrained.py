@@ -1,0 +1,128 @@
+"""The bundled pretrained AD models: load offline, are the function described in their card, and learn in context."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import zoo.envs
+from zoo.agents.ad import (
+    TabularQLearning,
+    available_pretrained,
+    collect_histories,
+    evaluate_in_context,
+    load_pretrained,
+    make_source,
+    pretrained_path,
+    source_learning_curve,
+)
+from zoo.envs.darkroom import DarkRoomEnv
+
+ROOM = "zoo/DarkRoom-v0"
+#: Fraction of the optimum the bundled Dark Room model reaches at in-context episode 30 (measured
+#: over 3 training seeds x 10 evaluation seeds in BENCHMARKS.md; this is the bundled seed's floor).
+AD_EPISODE_30 = 0.7
+
+
+BUNDLED = ["zoo/AdversarialBandit-v0", "zoo/DarkKeyToDoor-v0", "zoo/DarkRoom-v0", "zoo/DarkRoomHard-v0"]
+
+
+def test_the_four_meta_rl_envs_have_a_bundled_model() -> None:
+    assert available_pretrained() == BUNDLED
+
+
+@pytest.mark.parametrize("env_id", BUNDLED)
+def test_bundled_model_loads_offline_with_its_card(env_id: str) -> None:
+    folder = pretrained_path(env_id)
+    assert sorted(path.name for path in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    card = (folder / "README.md").read_text()
+    model = load_pretrained(env_id, device="cpu")
+    assert model.env_id == env_id
+    assert model.dataset is None  # weights and config only: the histories are not shipped
+    # The card states the recipe the weights were trained with.
+    source = model.metadata["source"]
+    assert f"`{source['name']}`" in card
+    assert json.dumps(source["hyperparameters"]) in card
+    kept = f"every {model.subsample}th episode kept" if model.subsample > 1 else "every episode kept"
+    assert kept in card
+    assert "benchmarks/ad_pretrained.py" in card
+
+
+def test_unknown_env_names_what_is_bundled() -> None:
+    with pytest.raises(ValueError, match=r"env_id='zoo/Nope-v0' has no bundled pretrained.*zoo/DarkRoom-v0"):
+        load_pretrained("zoo/Nope-v0")
+    with pytest.raises(ValueError, match="env_id=None"):
+        pretrained_path(None)  # type: ignore[arg-type]
+
+
+def test_make_source_rebuilds_the_source_a_dataset_names(tmp_path) -> None:
+    source = TabularQLearning(
+        learning_rate=1.0, gamma=0.9, initial_value=10.0, epsilon_start=0.0, epsilon_end=0.0
+    )
+    dataset = collect_histories(ROOM, source, tmp_path / "data", episodes=2, tasks=[(0, 0)])
+    rebuilt = make_source(dataset.source)
+    assert isinstance(rebuilt, TabularQLearning)
+    assert rebuilt.hyperparameters() == source.hyperparameters()
+    # The same source with the same seed writes the same history.
+    again = collect_histories(ROOM, rebuilt, tmp_path / "again", episodes=2, tasks=[(0, 0)])
+    np.testing.assert_array_equal(again.histories[0].actions, dataset.histories[0].actions)
+
+
+@pytest.mark.parametrize(
+    ("description", "match"),
+    [
+        (
+            {"name": "sb3_ppo", "hyperparameters": {}},
+            r"source name='sb3_ppo' cannot be rebuilt here; known: \[",
+        ),
+        (
+            {"name": "q_learning", "hyperparameters": {"alpha": 1}},
+            r"hyperparameters=\{'alpha': 1\} do not fit source 'q_learning'",
+        ),
+        ({"name": "q_learning", "hyperparameters": {"gamma": 2.0}}, r"gamma=2\.0 must be in \[0, 1\]"),
+        ({"name": "ucb", "hyperparameters": [1]}, r"hyperparameters=\[1\] is not allowed; give a dict"),
+        ("q_learning", r"description='q_learning' is not allowed"),
+    ],
+)
+def test_make_source_refuses_bad_descriptions(description, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_source(description)
+
+
+@pytest.mark.slow
+def test_bundled_dark_room_model_out_learns_its_source_on_held_out_goals_as_loaded() -> None:
+    # With predict's defaults (sampling at temperature 1, banded cache), on the 17 held-out goals,
+    # over 10 evaluation seeds: it starts without knowing the goal, improves in context, and is far
+    # ahead of its source learning the same goals from scratch on the same seeds.
+    model = load_pretrained(ROOM, device="cpu")
+    goals = zoo.envs.tasks(ROOM, "test")
+    optimal = float(np.mean([DarkRoomEnv.optimal_return(goal) for goal in goals]))
+    seeds = range(10_000, 10_010)
+    ad = np.array([evaluate_in_context(model, ROOM, episodes=30, seed=seed).mean for seed in seeds]).mean(
+        axis=0
+    )
+    source = make_source(model.metadata["source"])
+    scratch = np.array(
+        [source_learning_curve(source, ROOM, episodes=30, seed=seed).mean for seed in seeds]
+    ).mean(axis=0)
+    assert ad[0] < 0.25 * optimal
+    assert ad[29] >= AD_EPISODE_30 * optimal
+    assert ad[29] >= 1.8 * scratch[29]
+
+
+def test_bundled_model_is_loaded_through_the_trust_boundary(tmp_path, monkeypatch) -> None:
+    # A tampered bundle is refused like a download: the weights must match the config.
+    import shutil
+
+    import zoo.agents.ad.pretrained as pretrained
+
+    copy = tmp_path / "bundled" / "zoo-DarkRoom-v0"
+    shutil.copytree(pretrained_path(ROOM), copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["n_layers"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(pretrained, "BUNDLE_ROOT", tmp_path / "bundled")
+    with pytest.raises(ValueError, match=r"model\.safetensors|config\.json"):
+        load_pretrained(ROOM)
