@@ -104,33 +104,17 @@ def test_save_load_round_trip_predicts_the_same(room_dataset, tmp_path):
         AlgorithmDistillation.load(tmp_path / "model")
 
 
-def test_cached_predict_matches_full_forward(room_dataset):
+@pytest.mark.parametrize(
+    ("context_length", "kv_cache"),
+    [
+        (10, "banded"),  # the window slides: the cache is the band-masked full forward
+        (30, "banded"),  # everything inside the window: both caches are the plain causal forward
+        (30, "recompute"),
+    ],
+)
+def test_predict_follows_the_full_forward(room_dataset, context_length, kv_cache):
     agent = AlgorithmDistillation(
-        room_dataset, context_length=10, n_layers=2, n_heads=2, embed_dim=16, seed=0
-    )
-    history = room_dataset.histories[0]
-    state = None
-    logits_steps = []
-    for t in range(25):
-        reward = None if t == 0 else history.rewards[t - 1]
-        action, state = agent.predict(history.observations[t], state, reward=reward, deterministic=True)
-        state.last_actions = np.array([history.actions[t]])  # follow the recorded actions
-        logits_steps.append(action)
-    previous_actions = np.concatenate(([5], history.actions[:24]))
-    previous_rewards = np.concatenate(([0.0], history.rewards[:24]))
-    with torch.no_grad():
-        logits = agent.policy(
-            torch.as_tensor(np.array(history.observations[:25])[None]),
-            torch.as_tensor(previous_actions[None]),
-            torch.as_tensor(previous_rewards[None], dtype=torch.float32),
-        )
-    np.testing.assert_array_equal(np.array(logits_steps), logits[0].argmax(-1).numpy())
-
-
-@pytest.mark.parametrize("kv_cache", ["banded", "recompute"])
-def test_predict_with_either_cache_follows_the_full_forward_inside_the_window(room_dataset, kv_cache):
-    agent = AlgorithmDistillation(
-        room_dataset, context_length=30, n_layers=2, n_heads=2, embed_dim=16, seed=0
+        room_dataset, context_length=context_length, n_layers=2, n_heads=2, embed_dim=16, seed=0
     )
     history = room_dataset.histories[0]
     state = None
@@ -140,7 +124,7 @@ def test_predict_with_either_cache_follows_the_full_forward_inside_the_window(ro
         action, state = agent.predict(
             history.observations[t], state, reward=reward, deterministic=True, kv_cache=kv_cache
         )
-        state.last_actions = np.array([history.actions[t]])
+        state.last_actions = np.array([history.actions[t]])  # follow the recorded actions
         chosen.append(action)
     previous_actions = np.concatenate(([5], history.actions[:24]))
     previous_rewards = np.concatenate(([0.0], history.rewards[:24]))

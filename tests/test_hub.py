@@ -951,6 +951,27 @@ def test_her_agent_loads_for_acting_without_env(hub_server):
     assert with_env.replay_buffer.__class__.__name__ == "HerReplayBuffer"
 
 
+def _tiny_ad(dataset):
+    from zoo.agents.ad import AlgorithmDistillation
+
+    return AlgorithmDistillation(
+        dataset,
+        context_length=20,
+        n_layers=1,
+        n_heads=2,
+        embed_dim=16,
+        batch_size=8,
+        warmup_steps=2,
+        device="cpu",
+    ).learn(2)
+
+
+def _evaluate_ad(agent, n):
+    from zoo.agents.ad import evaluate_in_context
+
+    return evaluate_in_context(agent, "zoo/DarkRoom-v0", episodes=n, n_tasks=2).returns[:, -1]
+
+
 def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_path):
     ad = pytest.importorskip("zoo.agents.ad")
     # push_dataset writes Parquet through pyarrow, which only the datasets/minari extras install.
@@ -963,20 +984,9 @@ def test_algorithm_distillation_push_and_pull_with_its_dataset(hub_server, tmp_p
     pulled = ad.HistoryDataset.load(hub.load_dataset_from_hub(data_repo))
     np.testing.assert_array_equal(pulled.episode_returns(), dataset.episode_returns())
 
-    model = ad.AlgorithmDistillation(
-        pulled,
-        context_length=20,
-        n_layers=1,
-        n_heads=2,
-        embed_dim=16,
-        batch_size=8,
-        warmup_steps=2,
-        device="cpu",
-    ).learn(2)
+    model = _tiny_ad(pulled)
     repo_id = hub.make_repo_id("AD", "zoo/DarkRoom-v0")
-
-    def evaluate(agent, n):
-        return ad.evaluate_in_context(agent, "zoo/DarkRoom-v0", episodes=n, n_tasks=2).returns[:, -1]
+    evaluate = _evaluate_ad
 
     commit = hub.push_to_hub(
         model, repo_id, "zoo/DarkRoom-v0", n_eval_episodes=2, evaluate_fn=evaluate, video_length=8
@@ -1006,19 +1016,8 @@ def test_algorithm_distillation_is_published_together_with_its_learning_historie
     dataset = ad.collect_histories(
         "zoo/DarkRoom-v0", ad.NoisyExpert(), tmp_path / "data", episodes=3, env_kwargs={"size": 3}
     )
-    model = ad.AlgorithmDistillation(
-        dataset,
-        context_length=20,
-        n_layers=1,
-        n_heads=2,
-        embed_dim=16,
-        batch_size=8,
-        warmup_steps=2,
-        device="cpu",
-    ).learn(2)
-
-    def evaluate(agent, n):
-        return ad.evaluate_in_context(agent, "zoo/DarkRoom-v0", episodes=n, n_tasks=2).returns[:, -1]
+    model = _tiny_ad(dataset)
+    evaluate = _evaluate_ad
 
     repo_id, data_repo = f"{ORG}/ad-with-data", f"{ORG}/ad-with-data-histories"
     result = hub.push_to_hub(
