@@ -28,7 +28,7 @@ import multiprocessing
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,6 @@ class Recipe:
     #: Episode marks of the summary table.
     marks: tuple[int, ...] = (1, 2, 5, 10, 20, 30)
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _CPU_MODEL = {
@@ -105,19 +104,24 @@ _CPU_MODEL = {
     "warmup_steps": 100,
 }
 
+
+def _optimistic_q_learning(gamma: float, initial_value: float, **extra: Any) -> dict[str, Any]:
+    """The source description of greedy tabular Q-learning (learning rate 1) with optimistic values."""
+    hyperparameters = {
+        "learning_rate": 1.0,
+        "gamma": gamma,
+        "epsilon_start": 0.0,
+        "epsilon_end": 0.0,
+        "epsilon_fraction": 0.5,
+        "initial_value": initial_value,
+        **extra,
+    }
+    return {"name": "q_learning", "hyperparameters": hyperparameters}
+
+
 RECIPES: dict[str, Recipe] = {
     "zoo/DarkRoom-v0": Recipe(
-        source={
-            "name": "q_learning",
-            "hyperparameters": {
-                "learning_rate": 1.0,
-                "gamma": 0.9,
-                "epsilon_start": 0.0,
-                "epsilon_end": 0.0,
-                "epsilon_fraction": 0.5,
-                "initial_value": 10.0,
-            },
-        },
+        source=_optimistic_q_learning(gamma=0.9, initial_value=10.0),
         history_episodes=200,
         task_repeats=4,
         subsample=8,
@@ -134,17 +138,7 @@ RECIPES: dict[str, Recipe] = {
         ),
     ),
     "zoo/DarkRoomHard-v0": Recipe(
-        source={
-            "name": "q_learning",
-            "hyperparameters": {
-                "learning_rate": 1.0,
-                "gamma": 0.9,
-                "epsilon_start": 0.0,
-                "epsilon_end": 0.0,
-                "epsilon_fraction": 0.5,
-                "initial_value": 1.0,
-            },
-        },
+        source=_optimistic_q_learning(gamma=0.9, initial_value=1.0),
         history_episodes=300,
         task_repeats=1,
         subsample=5,
@@ -161,18 +155,7 @@ RECIPES: dict[str, Recipe] = {
         ),
     ),
     "zoo/DarkKeyToDoor-v0": Recipe(
-        source={
-            "name": "q_learning",
-            "hyperparameters": {
-                "learning_rate": 1.0,
-                "gamma": 0.95,
-                "epsilon_start": 0.0,
-                "epsilon_end": 0.0,
-                "epsilon_fraction": 0.5,
-                "initial_value": 5.0,
-                "return_levels": 2,
-            },
-        },
+        source=_optimistic_q_learning(gamma=0.95, initial_value=5.0, return_levels=2),
         history_episodes=200,
         task_repeats=1,
         subsample=8,
