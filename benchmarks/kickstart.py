@@ -36,6 +36,7 @@ from zoo.agents import KickstartedPPO
 from zoo.envs.sb3 import SB3VecEnv
 from zoo.envs.vector import make_multitask_vec_env
 from zoo.hub.files import atomic_write_text
+from zoo.teachers import suite_greedy_returns
 
 ENV_ID = "zoo/DarkRoom-v0"
 #: 4 corners (distance 8 from the start: best return 13) and 4 cells at distance 6 (best 15).
@@ -96,15 +97,7 @@ def ppo_kwargs(seed: int) -> dict:
 
 def evaluate(model, tasks: list[tuple[int, int]]) -> np.ndarray:
     """Deterministic return of one episode per task (the env is deterministic)."""
-    env = SB3VecEnv(make_multitask_vec_env(ENV_ID, tasks, task_in_obs=True, seed=12345))
-    obs = env.reset()
-    total = np.zeros(len(tasks))
-    for _ in range(HORIZON):
-        actions, _ = model.predict(obs, deterministic=True)
-        obs, rewards, _, _ = env.step(actions)
-        total += rewards
-    env.close()
-    return total
+    return suite_greedy_returns(model, ENV_ID, tasks, horizon=HORIZON)
 
 
 class Curve(BaseCallback):
