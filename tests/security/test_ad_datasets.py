@@ -2,7 +2,7 @@
 loader x every payload (see ``factory.py`` for the verdict each test ends with).
 
 AD loaders: ``AlgorithmDistillation.load(folder)``, ``zoo.hub.load_agent(folder)`` (agent.json),
-``load_from_hub``. Dataset loaders: ``HistoryDataset.load(folder)``, ``load_dataset_from_hub`` then
+``load_from_hub`` and ``load_pretrained(env_id)`` (a tampered bundle inside the package). Dataset loaders: ``HistoryDataset.load(folder)``, ``load_dataset_from_hub`` then
 ``HistoryDataset.load``, and ``AlgorithmDistillation(folder)`` (which reads the dataset and makes
 its env). VecNormalize loaders: ``restore_vec_normalize(folder, venv)``, ``load_agent(folder,
 env=venv)`` and ``load_from_hub(repo, env=venv)``.
@@ -22,6 +22,7 @@ import pytest
 
 from .conftest import Artifacts, copy_artifact
 from .factory import (
+    ENV_ID,
     ORG,
     EvilModules,
     Expect,
@@ -123,6 +124,29 @@ def _ad_from_hub(loader: Loader, ctx: Ctx) -> Any:
     return hub.load_from_hub(loader.repo_id, device="cpu")
 
 
+class _Pretrained(Loader):
+    """``zoo.agents.ad.load_pretrained``: the poisoned folder is installed as the package's bundle."""
+
+    name = "load_pretrained"
+    family = "ad"
+
+    def stage(self, ctx: Ctx) -> None:
+        from zoo.agents.ad import pretrained
+
+        bundles = ctx.tmp / "bundled"
+        bundles.mkdir()
+        ctx.folder = ctx.folder.rename(bundles / ENV_ID.replace("/", "-"))
+        ctx.request.getfixturevalue("monkeypatch").setattr(pretrained, "BUNDLE_ROOT", bundles)
+
+    def load(self, ctx: Ctx) -> Any:
+        from zoo.agents.ad import load_pretrained
+
+        return load_pretrained(ENV_ID, device="cpu")
+
+
+NEVER_READS_AGENT_JSON = ("AlgorithmDistillation.load", "load_pretrained")
+
+
 def _dataset_load(loader: Loader, ctx: Ctx) -> Any:
     from zoo.agents.ad import HistoryDataset
 
@@ -173,6 +197,7 @@ LOADERS = [
     _simple("AlgorithmDistillation.load", "ad", _ad_load),
     _simple("load_agent", "ad", _ad_load_agent),
     _simple("load_from_hub", "ad", _ad_from_hub, hub=True),
+    _Pretrained(),
     _simple("HistoryDataset.load", "dataset", _dataset_load),
     _simple("load_dataset_from_hub", "dataset", _dataset_from_hub, hub=True, repo_type="dataset"),
     _simple("AlgorithmDistillation(dataset)", "dataset", _ad_from_dataset),
@@ -264,7 +289,7 @@ def _(ctx: Ctx) -> Expect:
 @payload("ad", "agent_json_env_id_imports_module", tags=["env"])
 def _(ctx: Ctx) -> Expect:
     edit_json(ctx.file(AGENT), lambda agent: agent.__setitem__("env_id", ctx.evil.env_id))
-    if ctx.loader.name == "AlgorithmDistillation.load":  # it never reads agent.json
+    if ctx.loader.name in NEVER_READS_AGENT_JSON:
         return refuse(AGENT, "env_id", neutral=not_used())
     return refuse(AGENT, "env_id")
 
