@@ -22,7 +22,10 @@ The grid (issue #12; ``--list`` prints it with what is done and what is missing)
 Cells run as Ray Tune trials, one CPU (and one torch thread) each, so seeds and configs run in
 parallel processes: locally by default (``--workers`` processes), on a cluster with
 ``--address``; the driver writes the result files, so workers need no shared disk.
-``--backend serial`` runs the cells one after the other in this process. ``--budget-scale``
+``--backend serial`` runs the cells one after the other in this process. An unfinished cell keeps
+its model and replay buffer after every evaluation under ``--checkpoints`` (default
+``runs/reengage_checkpoints/``, a worker's local disk on a cluster) and the next run continues it
+from there, so a 250k-step cell survives an interrupted session (its file lists ``resumed_at``). ``--budget-scale``
 shrinks every budget (steps and evaluation period) for a smoke run; its files go to
 ``<results>/scale<x>/`` and never count as cells of the grid.
 
@@ -182,8 +185,64 @@ def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, 
     return float(np.mean(successes)), float(np.mean(returns))
 
 
-def run_cell(cell: Cell, seed: int, budget_scale: float = 1.0, report: Any = None) -> dict[str, Any]:
-    """Train and evaluate one (cell, seed); ``report(point)`` is called after each evaluation."""
+CHECKPOINTS = Path("runs/reengage_checkpoints")
+"""Where unfinished cells keep their state between evaluations (the user's own run output)."""
+
+
+def checkpoint_path(checkpoints: Path, name: str, seed: int, budget_scale: float = 1.0) -> Path:
+    return result_path(checkpoints, name, seed, budget_scale).with_suffix("")
+
+
+def save_checkpoint(folder: Path, model: Any, state: dict[str, Any]) -> None:
+    """The model, its replay buffer and the curve so far, replaced as a whole.
+
+    They are written to ``<folder>.tmp`` and swapped in by renames; ``load_checkpoint`` takes
+    ``<folder>.old`` when a crash fell between the two renames.
+    """
+    import shutil
+
+    fresh, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    model.save(fresh / "model.zip")
+    model.save_replay_buffer(fresh / "replay_buffer.pkl")
+    (fresh / "state.json").write_text(json.dumps(state) + "\n")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, cls: Any, env: Any) -> tuple[Any, dict[str, Any]] | None:
+    """``(model, state)`` of the checkpoint in ``folder`` (or its ``.old`` twin), None without one.
+
+    The files are this script's own output, so the SB3 zip and the pickled buffer are loaded as
+    such; never point ``--checkpoints`` at downloaded files.
+    """
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "state.json").is_file():
+            state = json.loads((candidate / "state.json").read_text())
+            model = cls.load(candidate / "model.zip", env=env, device="cpu")
+            model.load_replay_buffer(candidate / "replay_buffer.pkl")
+            return model, state
+    return None
+
+
+def run_cell(
+    cell: Cell,
+    seed: int,
+    budget_scale: float = 1.0,
+    report: Any = None,
+    checkpoints: Path | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one (cell, seed); ``report(point)`` is called after each evaluation.
+
+    With ``checkpoints``, the state after every evaluation is kept there and an interrupted cell
+    continues from its last evaluation: the curve is the same run's, but the random streams
+    restart at the resume (``resumed_at`` in the result lists those steps), so it is not
+    bit-identical to an uninterrupted run. The checkpoint is deleted once the result is written.
+    """
     import gymnasium as gym
     import torch as th
 
@@ -195,9 +254,19 @@ def run_cell(cell: Cell, seed: int, budget_scale: float = 1.0, report: Any = Non
     eval_every = max(round(cell.eval_every * budget_scale), 1)
     env = gym.make(cell.env_id)
     kwargs = agent_kwargs(cell, steps, env)
-    model = algo_class(cell.algo)(env=env, seed=seed, device="cpu", verbose=0, **kwargs)
+    cls = algo_class(cell.algo)
+    folder = None if checkpoints is None else checkpoint_path(checkpoints, cell.name, seed, budget_scale)
+    restored = None if folder is None else load_checkpoint(folder, cls, env)
     curve: list[dict[str, float]] = []
-    train_seconds, done_steps = 0.0, 0
+    train_seconds, done_steps, resumed_at = 0.0, 0, []
+    if restored is None:
+        model = cls(env=env, seed=seed, device="cpu", verbose=0, **kwargs)
+    else:
+        model, state = restored
+        curve, train_seconds, done_steps = state["curve"], state["train_seconds"], state["steps"]
+        resumed_at = [*state["resumed_at"], done_steps]
+        model.set_random_seed(seed + 1_000 * len(resumed_at))
+        print(f"{cell.name} seed={seed}: resumed at step {done_steps} from {folder}", flush=True)
     while done_steps < steps:
         chunk = min(eval_every, steps - done_steps)
         started = time.perf_counter()
@@ -209,6 +278,14 @@ def run_cell(cell: Cell, seed: int, budget_scale: float = 1.0, report: Any = Non
         curve.append(point)
         if report is not None:
             report(point)
+        if folder is not None and done_steps < steps:
+            state = {
+                "steps": done_steps,
+                "curve": curve,
+                "train_seconds": train_seconds,
+                "resumed_at": resumed_at,
+            }
+            save_checkpoint(folder, model, state)
     env.close()
     shown = {key: repr(value) if not isinstance(value, int | float | str | list | dict) else value
              for key, value in kwargs.items()}  # fmt: skip
@@ -234,6 +311,7 @@ def run_cell(cell: Cell, seed: int, budget_scale: float = 1.0, report: Any = Non
             "python": platform.python_version(),
         },
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resumed_at": resumed_at,
     }
 
 
@@ -252,21 +330,30 @@ def pending(
             if not result_path(results, cell.name, seed, budget_scale).is_file()]  # fmt: skip
 
 
-def run_serial(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str) -> None:
+def finish(results: Path, checkpoints: Path | None, result: dict[str, Any], command: str) -> None:
+    """Write a finished cell's file, then drop its checkpoint (if it is on this machine)."""
+    import shutil
+
+    name, seed, scale = result["config"], result["seed"], result["budget_scale"]
+    write_result(result_path(results, name, seed, scale), {**result, "command": command})
+    if checkpoints is not None:
+        shutil.rmtree(checkpoint_path(checkpoints, name, seed, scale), ignore_errors=True)
+    print(f"done {name} seed={seed}", flush=True)
+
+
+def run_serial(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
+               checkpoints: Path | None = None) -> None:  # fmt: skip
     for cell, seed in todo:
 
         def show(point: dict[str, float], cell: Cell = cell, seed: int = seed) -> None:
             print(f"{cell.name} seed={seed} {point}", flush=True)
 
-        result = run_cell(cell, seed, budget_scale, show)
-        write_result(result_path(results, cell.name, seed, budget_scale), {**result, "command": command})
-        print(f"done {cell.name} seed={seed}", flush=True)
+        finish(results, checkpoints, run_cell(cell, seed, budget_scale, show, checkpoints), command)
 
 
 def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
-            address: str | None, workers: int) -> None:  # fmt: skip
+            address: str | None, workers: int, checkpoints: Path | None = None) -> None:  # fmt: skip
     """One Ray Tune trial per (cell, seed), one CPU each; the driver writes each finished cell."""
-    import ray
     from ray import tune
 
     cells = {cell.name: cell for cell, _ in todo}
@@ -278,7 +365,7 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
         def report(point: dict[str, float]) -> None:
             tune.report({**point, "done": False})
 
-        result = run_cell(cell, config["seed"], config["budget_scale"], report)
+        result = run_cell(cell, config["seed"], config["budget_scale"], report, checkpoints)
         tune.report({"steps": result["steps"], "done": True, "result_json": json.dumps(result)})
 
     class WriteResults(tune.Callback):
@@ -286,15 +373,14 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
             last = trial.last_result or {}
             if not last.get("result_json"):
                 return
-            result = json.loads(last["result_json"])
-            write_result(result_path(results, result["config"], result["seed"], budget_scale),
-                         {**result, "command": command})  # fmt: skip
-            print(f"done {result['config']} seed={result['seed']}", flush=True)
+            finish(results, checkpoints, json.loads(last["result_json"]), command)
+
+    from zoo.agents.common.parallel import init_ray
 
     if address:
-        ray.init(address=address)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False)
+        init_ray(address)
+    else:  # workers at the caller's priority, not Ray's niceness 15 (see init_ray)
+        init_ray(num_cpus=workers, include_dashboard=False)
     space = {
         "trial": tune.grid_search([
             {"cell": dataclasses.asdict(cells[cell.name]), "seed": seed} for cell, seed in todo
@@ -383,6 +469,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
     parser.add_argument("--backend", choices=["ray", "serial"], default="ray")
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
+                        help="folder of the unfinished cells' state (resumed on the next run)")  # fmt: skip
+    parser.add_argument("--no-checkpoints", action="store_true", help="keep no state between evaluations")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1),
                         help="local Ray: cells at once (one CPU each)")  # fmt: skip
@@ -413,10 +502,11 @@ def main(argv: list[str] | None = None) -> None:
     if not todo:
         return
     command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    checkpoints = None if args.no_checkpoints else args.checkpoints.resolve()
     if args.backend == "serial":
-        run_serial(todo, args.results, args.budget_scale, command)
+        run_serial(todo, args.results, args.budget_scale, command, checkpoints)
     else:
-        run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers)
+        run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers, checkpoints)
 
 
 if __name__ == "__main__":

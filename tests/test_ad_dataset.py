@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -223,6 +224,21 @@ def test_parallel_and_ray_collection_write_the_same_histories(tmp_path, parallel
     for one, other in zip(serial.histories, spread.histories):
         np.testing.assert_array_equal(one.actions, other.actions)
         np.testing.assert_array_equal(one.rewards, other.rewards)
+
+
+def test_local_ray_workers_run_at_the_callers_priority(monkeypatch) -> None:
+    """Ray's default niceness 15 starves local trials on a shared machine; ``init_ray`` keeps ours."""
+    ray = pytest.importorskip("ray")
+    from zoo.agents.common.parallel import WORKER_NICENESS, init_ray
+
+    monkeypatch.delenv(WORKER_NICENESS, raising=False)
+    assert init_ray(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        assert not init_ray(num_cpus=1)  # already running: not started again
+        niceness = ray.get(ray.remote(num_cpus=1)(lambda: os.nice(0)).remote())
+    finally:
+        ray.shutdown()
+    assert niceness == os.nice(0)
 
 
 def test_collection_refuses_bad_parallel_settings(tmp_path) -> None:

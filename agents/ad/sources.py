@@ -806,11 +806,11 @@ def _collect_with_ray(
             f"address={address!r} runs the collection on Ray, which is not installed; "
             "pip install 'distill-zoo[pbt]'"
         ) from error
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
-        )
+    from ..common.parallel import init_ray
+
+    started_here = init_ray(
+        None if address == "local" else address, include_dashboard=False, log_to_driver=False
+    )
     try:
         remote = ray.remote(num_cpus=1)(_collect_batch)
         running = {

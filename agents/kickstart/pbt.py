@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ..common.parallel import init_ray
+
 __all__ = ["PBTConfig", "PBTResult", "policy_fingerprint", "run_pbt"]
 
 _ALGORITHMS = ("KickstartedPPO", "KickstartedA2C", "KickstartedMaskablePPO")
@@ -384,13 +386,10 @@ def run_pbt(config: PBTConfig) -> PBTResult:
         for index in range(config.population_size)
     ]
 
-    started_here = False
-    if not ray.is_initialized():
-        if config.address is not None:
-            ray.init(address=config.address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
-        started_here = True
+    if config.address is not None:
+        started_here = init_ray(config.address, log_to_driver=False)
+    else:
+        started_here = init_ray(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
         recorder = _ResultRecorder.create()
         tuner = tune.Tuner(
