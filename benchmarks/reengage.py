@@ -40,6 +40,7 @@ Examples::
     python benchmarks/reengage.py --budget-scale 0.05 --workers 2          # smoke run, whole grid
     python benchmarks/reengage.py --address auto                          # everything, on a cluster
     python benchmarks/reengage.py --summary
+    python benchmarks/reengage.py --plot benchmarks/results/reengage/curves.png
 """
 
 from __future__ import annotations
@@ -418,10 +419,7 @@ def listing(cells: list[Cell], seeds: list[int], results: Path, budget_scale: fl
 
 def summary(results: Path) -> str:
     """Markdown table of the finished files: final and per-evaluation metric, mean ± std over seeds."""
-    by_config: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(results.glob("*__seed*.json")):
-        result = json.loads(path.read_text())
-        by_config.setdefault(result["config"], []).append(result)
+    by_config = _finished(results)
     lines = [
         "| config | env | steps | metric | final (mean ± std) | seeds | s / env step | vs parent (same seeds) |",
         "|---|---|---|---|---|---|---|---|",
@@ -454,6 +452,69 @@ def summary(results: Path) -> str:
     return "\n".join(lines)
 
 
+GREEDY_NOISY_SEEK = 11.80
+"""The reference greedy agent's return on NoisySeek (ReenGAGE Appendix)."""
+
+
+def _finished(results: Path) -> dict[str, list[dict[str, Any]]]:
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results.glob("*__seed*.json")):
+        result = json.loads(path.read_text())
+        by_config.setdefault(result["config"], []).append(result)
+    return by_config
+
+
+def plot(results: Path, path: Path) -> Path:
+    """The finished cells' curves as a PNG: one panel per environment, mean ± std over seeds."""
+    from zoo.plots import Curve, Panel, ReferenceLine, plot_panels
+
+    by_env: dict[str, list[Curve]] = {}
+    metrics: dict[str, str] = {}
+    for name, runs in _finished(results).items():
+        metric = runs[0]["metric"]
+        length = min(len(run["curve"]) for run in runs)
+        values = np.array([[point[metric] for point in run["curve"][:length]] for run in runs])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        env_id = runs[0]["env_id"]
+        metrics[env_id] = metric
+        by_env.setdefault(env_id, []).append(
+            Curve(
+                f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})",
+                [point["steps"] for point in runs[0]["curve"][:length]],
+                mean,
+                mean - std,
+                mean + std,
+            )
+        )
+    if not by_env:
+        raise ValueError(f"{results} holds no finished cells to plot")
+    order = list(dict.fromkeys(cell.env_id for cell in grid()))
+    panels = []
+    for env_id, curves in sorted(
+        by_env.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99
+    ):
+        success = metrics[env_id] == "success"
+        references = (
+            [ReferenceLine(GREEDY_NOISY_SEEK, f"greedy agent (Appendix): {GREEDY_NOISY_SEEK}")]
+            if env_id.startswith("zoo/NoisySeek")
+            else []
+        )
+        panels.append(
+            Panel(
+                f"{env_id}: {'success over 50' if success else 'return over 100'} evaluation episodes",
+                "environment steps",
+                "success rate (goal reached in the episode)" if success else "episode return",
+                curves,
+                band="mean ± std over seeds",
+                y_range=(0.0, 1.0) if success else None,
+                references=references,
+            )
+        )
+    return plot_panels(
+        panels, path, title="ReenGAGE with the paper's hyperparameters (benchmarks/reengage.py)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -466,6 +527,7 @@ def main(argv: list[str] | None = None) -> None:
         "--list", action="store_true", help="print the grid: which cells are done and missing"
     )
     parser.add_argument("--summary", action="store_true", help="print the finished cells as a Markdown table")
+    parser.add_argument("--plot", type=Path, default=None, help="draw the finished cells' curves to this PNG")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
     parser.add_argument("--backend", choices=["ray", "serial"], default="ray")
@@ -488,12 +550,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.list:
         print(listing(cells, args.seeds, args.results, args.budget_scale))
         return
+    finished = args.results if args.budget_scale == 1.0 else args.results / f"scale{args.budget_scale:g}"
+    if args.plot is not None:
+        print(f"wrote {plot(finished, args.plot)}")
     if args.summary:
-        print(
-            summary(
-                args.results if args.budget_scale == 1.0 else args.results / f"scale{args.budget_scale:g}"
-            )
-        )
+        print(summary(finished))
+    if args.summary or args.plot is not None:
         return
     todo = pending(cells, args.seeds, args.results, args.budget_scale)
     print(
