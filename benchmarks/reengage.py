@@ -215,7 +215,9 @@ def save_checkpoint(folder: Path, model: Any, state: dict[str, Any]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(folder: Path, cls: Any, env: Any) -> tuple[Any, dict[str, Any]] | None:
+def load_checkpoint(
+    folder: Path, cls: Any, env: Any, device: str = "cpu"
+) -> tuple[Any, dict[str, Any]] | None:
     """``(model, state)`` of the checkpoint in ``folder`` (or its ``.old`` twin), None without one.
 
     The files are this script's own output, so the SB3 zip and the pickled buffer are loaded as
@@ -224,7 +226,7 @@ def load_checkpoint(folder: Path, cls: Any, env: Any) -> tuple[Any, dict[str, An
     for candidate in (folder, folder.with_name(folder.name + ".old")):
         if (candidate / "state.json").is_file():
             state = json.loads((candidate / "state.json").read_text())
-            model = cls.load(candidate / "model.zip", env=env, device="cpu")
+            model = cls.load(candidate / "model.zip", env=env, device=device)
             model.load_replay_buffer(candidate / "replay_buffer.pkl")
             return model, state
     return None
@@ -236,8 +238,9 @@ def run_cell(
     budget_scale: float = 1.0,
     report: Any = None,
     checkpoints: Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train and evaluate one (cell, seed); ``report(point)`` is called after each evaluation.
+    """Train and evaluate one (cell, seed) on ``device``; ``report(point)`` is called after each evaluation.
 
     With ``checkpoints``, the state after every evaluation is kept there and an interrupted cell
     continues from its last evaluation: the curve is the same run's, but the random streams
@@ -257,11 +260,11 @@ def run_cell(
     kwargs = agent_kwargs(cell, steps, env)
     cls = algo_class(cell.algo)
     folder = None if checkpoints is None else checkpoint_path(checkpoints, cell.name, seed, budget_scale)
-    restored = None if folder is None else load_checkpoint(folder, cls, env)
+    restored = None if folder is None else load_checkpoint(folder, cls, env, device)
     curve: list[dict[str, float]] = []
     train_seconds, done_steps, resumed_at = 0.0, 0, []
     if restored is None:
-        model = cls(env=env, seed=seed, device="cpu", verbose=0, **kwargs)
+        model = cls(env=env, seed=seed, device=device, verbose=0, **kwargs)
     else:
         model, state = restored
         curve, train_seconds, done_steps = state["curve"], state["train_seconds"], state["steps"]
@@ -306,6 +309,8 @@ def run_cell(
         "train_seconds": round(train_seconds, 3),
         "seconds_per_step": train_seconds / steps,
         "machine": {
+            "device": str(model.device),
+            "gpu": th.cuda.get_device_name(model.device) if model.device.type == "cuda" else None,
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch_threads": 1,
@@ -343,18 +348,20 @@ def finish(results: Path, checkpoints: Path | None, result: dict[str, Any], comm
 
 
 def run_serial(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
-               checkpoints: Path | None = None) -> None:  # fmt: skip
+               checkpoints: Path | None = None, device: str = "cpu") -> None:  # fmt: skip
     for cell, seed in todo:
 
         def show(point: dict[str, float], cell: Cell = cell, seed: int = seed) -> None:
             print(f"{cell.name} seed={seed} {point}", flush=True)
 
-        finish(results, checkpoints, run_cell(cell, seed, budget_scale, show, checkpoints), command)
+        finish(results, checkpoints, run_cell(cell, seed, budget_scale, show, checkpoints, device), command)
 
 
 def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
-            address: str | None, workers: int, checkpoints: Path | None = None) -> None:  # fmt: skip
-    """One Ray Tune trial per (cell, seed), one CPU each; the driver writes each finished cell."""
+            address: str | None, workers: int, checkpoints: Path | None = None, device: str = "cpu",
+            gpus_per_trial: float = 0.0) -> None:  # fmt: skip
+    """One Ray Tune trial per (cell, seed), one CPU (and ``gpus_per_trial``) each; the driver writes
+    each finished cell."""
     from ray import tune
 
     cells = {cell.name: cell for cell, _ in todo}
@@ -366,7 +373,7 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
         def report(point: dict[str, float]) -> None:
             tune.report({**point, "done": False})
 
-        result = run_cell(cell, config["seed"], config["budget_scale"], report, checkpoints)
+        result = run_cell(cell, config["seed"], config["budget_scale"], report, checkpoints, device)
         tune.report({"steps": result["steps"], "done": True, "result_json": json.dumps(result)})
 
     class WriteResults(tune.Callback):
@@ -393,7 +400,7 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
         trainable({**config["trial"], "budget_scale": config["budget_scale"]})
 
     tuner = tune.Tuner(
-        tune.with_resources(unpack, {"cpu": 1}),
+        tune.with_resources(unpack, {"cpu": 1, "gpu": gpus_per_trial}),
         param_space=space,
         tune_config=tune.TuneConfig(max_concurrent_trials=None if address else workers),
         run_config=tune.RunConfig(
@@ -531,6 +538,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
     parser.add_argument("--backend", choices=["ray", "serial"], default="ray")
+    parser.add_argument("--device", default="cpu", help="torch device of every cell: cpu, cuda, cuda:1")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.25,
+                        help="with --device cuda: the GPU share Ray gives each trial (0.25: 4 per GPU)")  # fmt: skip
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
                         help="folder of the unfinished cells' state (resumed on the next run)")  # fmt: skip
     parser.add_argument("--no-checkpoints", action="store_true", help="keep no state between evaluations")
@@ -539,7 +549,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="local Ray: cells at once (one CPU each)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.budget_scale <= 0:
-        parser.error("--budget-scale must be > 0")
+        parser.error(f"--budget-scale {args.budget_scale:g}: must be > 0")
+    if not 0 < args.gpus_per_trial <= 1:
+        parser.error(f"--gpus-per-trial {args.gpus_per_trial:g}: must be in (0, 1]")
+    try:
+        import torch as th
+
+        device = th.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device!r}: not a torch device ({error})")
+    if device.type == "cuda" and not th.cuda.is_available():
+        parser.error(f"--device {args.device!r}: no CUDA device is visible here")
     cells = grid()
     if args.cells:
         known = {cell.name for cell in cells}
@@ -566,9 +586,11 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
     checkpoints = None if args.no_checkpoints else args.checkpoints.resolve()
     if args.backend == "serial":
-        run_serial(todo, args.results, args.budget_scale, command, checkpoints)
+        run_serial(todo, args.results, args.budget_scale, command, checkpoints, args.device)
     else:
-        run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers, checkpoints)
+        gpus = args.gpus_per_trial if args.device.startswith("cuda") else 0.0
+        run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers, checkpoints,
+                args.device, gpus)  # fmt: skip
 
 
 if __name__ == "__main__":

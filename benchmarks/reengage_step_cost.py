@@ -14,10 +14,17 @@ and a fresh SB3 DDPG+HER (the paper's settings: Gaussian action noise 0.03, lear
 two; printed as env steps per CPU second of each, their ratio over the whole run, and the mean ± std
 of the per-chunk ratio over the chunks after learning starts.
 
+With ``--multi ENV_ID ...`` it times Multi-ReenGAGE the same way on multi-goal envs
+(zoo/DriveSeek-v1, zoo/NoisySeek-v1): ``MultiReenGAGE`` with the hyperparameter file's entry for
+the env (Table 4: DeepSets networks, batch 256, gradient_reg 10) against the same agent with
+``gradient_reg=0``, which is DDPG's update on the same networks (the paper's DDPG baseline there);
+plain replay buffer filled with ``--fill`` random-policy steps.
+
 Example (the figures in BENCHMARKS.md)::
 
     python benchmarks/reengage_step_cost.py --dims 5 10 20 --repeats 10 --block 25
     python benchmarks/reengage_step_cost.py --dims 5 10 20 --repeats 0 --learn-steps 5000
+    python benchmarks/reengage_step_cost.py --dims --multi zoo/DriveSeek-v1 zoo/NoisySeek-v1
 """
 
 from __future__ import annotations
@@ -66,20 +73,42 @@ def build(cls: type, env_id: str, net_arch: list[int], batch_size: int, fill: in
     return model
 
 
-def measure(dim: int, args: argparse.Namespace) -> dict[str, float]:
-    env_id = f"zoo/ContinuousSeek-d{dim}-v1"
-    models = {
-        "ddpg": build(DDPG, env_id, args.net_arch, args.batch_size, args.fill),
-        "reengage": build(ReenGAGEDDPG, env_id, args.net_arch, args.batch_size, args.fill),
-    }
+def build_multi(env_id: str, gradient_reg: float, fill: int) -> Any:
+    """MultiReenGAGE with the file's entry for ``env_id`` (its batch size and networks)."""
+    from zoo.agents import MultiReenGAGE
+    from zoo.params import RUNNER_KEYS, check_hyperparams, load_hyperparams
+
+    kwargs = check_hyperparams(load_hyperparams("multi_reengage", env_id))
+    for key in (*RUNNER_KEYS, "noise_type", "noise_std"):
+        kwargs.pop(key, None)
+    kwargs.update(gradient_reg=gradient_reg, buffer_size=max(fill, 10_000), learning_starts=fill)
+    model = MultiReenGAGE(env=gym.make(env_id), seed=0, device="cpu", **kwargs)
+    model.set_logger(configure(None, []))
+    model.learn(fill)
+    return model
+
+
+def measure(dim: int, args: argparse.Namespace, env_id: str | None = None) -> dict[str, float]:
+    if env_id is None:
+        env_id = f"zoo/ContinuousSeek-d{dim}-v1"
+        models = {
+            "ddpg": build(DDPG, env_id, args.net_arch, args.batch_size, args.fill),
+            "reengage": build(ReenGAGEDDPG, env_id, args.net_arch, args.batch_size, args.fill),
+        }
+    else:
+        models = {
+            "ddpg": build_multi(env_id, 0.0, args.fill),
+            "reengage": build_multi(env_id, 10.0, args.fill),
+        }
+    batch_size = models["ddpg"].batch_size
     for model in models.values():  # warm-up: allocator, first-call overheads
-        model.train(gradient_steps=5, batch_size=args.batch_size)
+        model.train(gradient_steps=5, batch_size=batch_size)
     seconds: dict[str, list[float]] = {name: [] for name in models}
     for repeat in range(args.repeats):
         order = list(models) if repeat % 2 == 0 else list(models)[::-1]
         for name in order:
             start = time.process_time()
-            models[name].train(gradient_steps=args.block, batch_size=args.batch_size)
+            models[name].train(gradient_steps=args.block, batch_size=batch_size)
             seconds[name].append((time.process_time() - start) / args.block)
     ratios = np.array(seconds["reengage"]) / np.array(seconds["ddpg"])
     row = {
@@ -89,6 +118,7 @@ def measure(dim: int, args: argparse.Namespace) -> dict[str, float]:
         "ratio_mean": float(ratios.mean()),
         "ratio_std": float(ratios.std()),
         "repeats": args.repeats,
+        "batch_size": batch_size,
     }
     print(
         f"{env_id}: DDPG {row['ddpg_ms']:.2f} ms, ReenGAGE {row['reengage_ms']:.2f} ms per gradient step, "
@@ -144,7 +174,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dims", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--dims", type=int, nargs="*", default=[5, 10, 20])
+    parser.add_argument(
+        "--multi", nargs="*", default=[], help="multi-goal env ids: Multi-ReenGAGE vs gradient_reg 0"
+    )
     parser.add_argument("--net-arch", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--fill", type=int, default=2_000, help="env steps collected before timing")
@@ -162,6 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(args.threads)
     rows = [measure(dim, args) for dim in args.dims] if args.repeats > 0 else []
+    rows += [measure(0, args, env_id) for env_id in args.multi] if args.repeats > 0 else []
     learn_rows = [measure_learn(dim, args) for dim in args.dims] if args.learn_steps > 0 else []
     if args.output:
         from zoo.hub.files import atomic_write_text
