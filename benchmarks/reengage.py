@@ -216,19 +216,33 @@ def save_checkpoint(folder: Path, model: Any, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(
-    folder: Path, cls: Any, env: Any, device: str = "cpu"
+    folder: Path, cls: Any, env: Any, settings: dict[str, Any], device: str = "cpu"
 ) -> tuple[Any, dict[str, Any]] | None:
-    """``(model, state)`` of the checkpoint in ``folder`` (or its ``.old`` twin), None without one.
+    """``(model, state)`` of the checkpoint in ``folder`` (or its ``.old`` twin), None without one
+    or when it was made with other ``settings`` (hyperparameters and budget) than the cell's now.
 
     The files are this script's own output, so the SB3 zip and the pickled buffer are loaded as
     such; never point ``--checkpoints`` at downloaded files.
     """
     for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / "state.json").is_file():
-            state = json.loads((candidate / "state.json").read_text())
-            model = cls.load(candidate / "model.zip", env=env, device=device)
-            model.load_replay_buffer(candidate / "replay_buffer.pkl")
-            return model, state
+        if not (candidate / "state.json").is_file():
+            continue
+        name = "state.json"
+        try:
+            state = json.loads((candidate / name).read_text())
+            if state.get("settings") != settings:
+                print(f"{candidate}: its settings differ from this cell's now; starting afresh", flush=True)
+                return None
+            name = "model.zip"
+            model = cls.load(candidate / name, env=env, device=device)
+            name = "replay_buffer.pkl"
+            model.load_replay_buffer(candidate / name)
+        except Exception as error:
+            raise RuntimeError(
+                f"checkpoint file {candidate / name} cannot be read ({type(error).__name__}: {error}); "
+                f"delete {candidate} to run the cell from the start"
+            ) from error
+        return model, state
     return None
 
 
@@ -259,8 +273,11 @@ def run_cell(
     env = gym.make(cell.env_id)
     kwargs = agent_kwargs(cell, steps, env)
     cls = algo_class(cell.algo)
+    shown = {key: repr(value) if not isinstance(value, int | float | str | list | dict) else value
+             for key, value in kwargs.items()}  # fmt: skip
+    settings = json.loads(json.dumps({"hyperparams": shown, "steps": steps, "eval_every": eval_every}))
     folder = None if checkpoints is None else checkpoint_path(checkpoints, cell.name, seed, budget_scale)
-    restored = None if folder is None else load_checkpoint(folder, cls, env, device)
+    restored = None if folder is None else load_checkpoint(folder, cls, env, settings, device)
     curve: list[dict[str, float]] = []
     train_seconds, done_steps, resumed_at = 0.0, 0, []
     if restored is None:
@@ -288,11 +305,10 @@ def run_cell(
                 "curve": curve,
                 "train_seconds": train_seconds,
                 "resumed_at": resumed_at,
+                "settings": settings,
             }
             save_checkpoint(folder, model, state)
     env.close()
-    shown = {key: repr(value) if not isinstance(value, int | float | str | list | dict) else value
-             for key, value in kwargs.items()}  # fmt: skip
     return {
         "config": cell.name,
         "seed": seed,
