@@ -280,19 +280,23 @@ def run_cell(
     restored = None if folder is None else load_checkpoint(folder, cls, env, settings, device)
     curve: list[dict[str, float]] = []
     train_seconds, done_steps, resumed_at = 0.0, 0, []
+    cpu_seconds: float | None = 0.0  # this process's CPU time: immune to pauses and other jobs
     if restored is None:
         model = cls(env=env, seed=seed, device=device, verbose=0, **kwargs)
     else:
         model, state = restored
         curve, train_seconds, done_steps = state["curve"], state["train_seconds"], state["steps"]
+        cpu_seconds = state.get("train_cpu_seconds")
         resumed_at = [*state["resumed_at"], done_steps]
         model.set_random_seed(seed + 1_000 * len(resumed_at))
         print(f"{cell.name} seed={seed}: resumed at step {done_steps} from {folder}", flush=True)
     while done_steps < steps:
         chunk = min(eval_every, steps - done_steps)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         model.learn(chunk, reset_num_timesteps=done_steps == 0)
         train_seconds += time.perf_counter() - started
+        if cpu_seconds is not None:
+            cpu_seconds += time.process_time() - started_cpu
         done_steps += chunk
         success, mean_return = evaluate(model, cell.env_id, cell.eval_episodes, seed)
         point = {"steps": done_steps, "success": success, "return": round(mean_return, 4)}
@@ -304,6 +308,7 @@ def run_cell(
                 "steps": done_steps,
                 "curve": curve,
                 "train_seconds": train_seconds,
+                "train_cpu_seconds": cpu_seconds,
                 "resumed_at": resumed_at,
                 "settings": settings,
             }
@@ -324,6 +329,8 @@ def run_cell(
         "curve": curve,
         "train_seconds": round(train_seconds, 3),
         "seconds_per_step": train_seconds / steps,
+        "train_cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),
+        "cpu_seconds_per_step": None if cpu_seconds is None else cpu_seconds / steps,
         "machine": {
             "device": str(model.device),
             "gpu": th.cuda.get_device_name(model.device) if model.device.type == "cuda" else None,
@@ -444,24 +451,29 @@ def summary(results: Path) -> str:
     """Markdown table of the finished files: final and per-evaluation metric, mean ± std over seeds."""
     by_config = _finished(results)
     lines = [
-        "| config | env | steps | metric | final (mean ± std) | seeds | s / env step | vs parent (same seeds) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | env | steps | metric | final (mean ± std) | seeds | wall / env step | CPU / env step "
+        "| vs parent (same seeds) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in by_config.items():
         metric = runs[0]["metric"]
         final = [run["curve"][-1][metric] for run in runs]
         per_step = np.mean([run["seconds_per_step"] for run in runs])
+        cpu = [run.get("cpu_seconds_per_step") for run in runs]
+        cpu_text = f"{1000 * np.mean(cpu):.1f} ms" if all(value is not None for value in cpu) else "-"
         ratio = ""
         parent = by_config.get(runs[0]["parent"] or "")
         if parent:
             seeds = {run["seed"] for run in parent} & {run["seed"] for run in runs}
-            mine = [run["seconds_per_step"] for run in runs if run["seed"] in seeds]
-            theirs = [run["seconds_per_step"] for run in parent if run["seed"] in seeds]
-            if seeds:
-                ratio = f"{np.mean(mine) / np.mean(theirs):.2f}×"
+            for key, unit in (("cpu_seconds_per_step", "CPU"), ("seconds_per_step", "wall")):
+                mine = [run.get(key) for run in runs if run["seed"] in seeds]
+                theirs = [run.get(key) for run in parent if run["seed"] in seeds]
+                if seeds and None not in mine + theirs:
+                    ratio = f"{np.mean(mine) / np.mean(theirs):.2f}× ({unit})"
+                    break
         lines.append(
             f"| {name} | {runs[0]['env_id']} | {runs[0]['steps']} | {metric} | {np.mean(final):.2f} ± "
-            f"{np.std(final):.2f} | {len(runs)} | {1000 * per_step:.1f} ms | {ratio} |"
+            f"{np.std(final):.2f} | {len(runs)} | {1000 * per_step:.1f} ms | {cpu_text} | {ratio} |"
         )
     lines.append("")
     lines.append("Curves (mean ± std over seeds at each evaluation):")
