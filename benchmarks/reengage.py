@@ -487,6 +487,50 @@ def summary(results: Path) -> str:
     return "\n".join(lines)
 
 
+def milestones(results: Path, marks: list[int] | None = None, threshold: float = 0.8) -> str:
+    """Per env, a Markdown table of each config's metric at chosen steps (mean ± std over seeds),
+    the steps at which each seed first reaches ``threshold`` (success metrics) and the mean of the
+    last five evaluations, which is what BENCHMARKS.md shows."""
+    by_env: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name, runs in _finished(results).items():
+        by_env.setdefault(runs[0]["env_id"], {})[name] = runs
+    order = list(dict.fromkeys(cell.env_id for cell in grid()))
+    blocks = []
+    for env_id, configs in sorted(
+        by_env.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99
+    ):
+        steps = sorted(
+            {point["steps"] for runs in configs.values() for run in runs for point in run["curve"]}
+        )
+        chosen = marks or steps[:: max(1, -(-len(steps) // 10))]
+        chosen = [mark for mark in chosen if mark in steps]
+        metric = next(iter(configs.values()))[0]["metric"]
+        success = metric == "success"
+        header = [
+            "config",
+            "seeds",
+            *(f"{mark // 1000}k" if mark % 1000 == 0 else str(mark) for mark in chosen),
+        ]
+        if success:
+            header.append(f"steps to {threshold:g} (per seed)")
+        header.append("last 5 evals")
+        lines = [f"{env_id} ({metric}):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name, runs in configs.items():
+            at = [{point["steps"]: point[metric] for point in run["curve"]} for run in runs]
+            row = [name, ",".join(str(run["seed"]) for run in runs)]
+            for mark in chosen:
+                values = [curve[mark] for curve in at if mark in curve]
+                row.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "-")
+            if success:
+                reached = [next((s for s in sorted(curve) if curve[s] >= threshold), None) for curve in at]
+                row.append(", ".join("never" if s is None else f"{s // 1000}k" for s in reached))
+            last = [np.mean([point[metric] for point in run["curve"][-5:]]) for run in runs]
+            row.append(f"{np.mean(last):.2f} ± {np.std(last):.2f}")
+            lines.append("| " + " | ".join(row) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 GREEDY_NOISY_SEEK = 11.80
 """The reference greedy agent's return on NoisySeek (ReenGAGE Appendix)."""
 
@@ -562,6 +606,8 @@ def main(argv: list[str] | None = None) -> None:
         "--list", action="store_true", help="print the grid: which cells are done and missing"
     )
     parser.add_argument("--summary", action="store_true", help="print the finished cells as a Markdown table")
+    parser.add_argument("--milestones", type=int, nargs="*", default=None, metavar="STEPS",
+                        help="print per-env tables at these steps (none given: about 10 evaluations)")  # fmt: skip
     parser.add_argument("--plot", type=Path, default=None, help="draw the finished cells' curves to this PNG")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
@@ -603,7 +649,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {plot(finished, args.plot)}")
     if args.summary:
         print(summary(finished))
-    if args.summary or args.plot is not None:
+    if args.milestones is not None:
+        print(milestones(finished, args.milestones or None))
+    if args.summary or args.plot is not None or args.milestones is not None:
         return
     todo = pending(cells, args.seeds, args.results, args.budget_scale)
     print(
