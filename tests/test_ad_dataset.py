@@ -246,3 +246,27 @@ def test_collection_refuses_bad_parallel_settings(tmp_path) -> None:
         collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "a", episodes=1, n_jobs=0)
     with pytest.raises(ValueError, match="address='' is not allowed"):
         collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "b", episodes=1, address="")
+
+
+def test_noisy_expert_swims_for_the_watermaze_platform_and_records_frames(tmp_path):
+    # The expert reads each swimmer's state; the history holds the frames, and the same batch of
+    # tasks gives the same frames through the native vector env and a SyncVectorEnv of single envs.
+    tasks = zoo.envs.tasks("zoo/Watermaze-v0", "test")[:4]
+    data = {}
+    for vectorization in ("native", "sync"):
+        data[vectorization] = collect_histories(
+            "zoo/Watermaze-v0",
+            NoisyExpert(decay_fraction=0.5, vectorization=vectorization),
+            tmp_path / vectorization,
+            episodes=6,
+            tasks=tasks,
+        )
+    dataset = data["native"]
+    history = dataset.histories[0]
+    assert history.observations.shape == (6 * 50, 72, 96, 3) and history.observations.dtype == np.uint8
+    returns = dataset.episode_returns()
+    # epsilon is 0 in the second half: several platform visits per 50-step episode; random ~0.2.
+    assert returns[:, 3:].mean() >= 3.0 and returns[:, :1].mean() < 1.5
+    for mine, theirs in zip(dataset.histories, data["sync"].histories, strict=True):
+        np.testing.assert_array_equal(mine.actions, theirs.actions)
+        np.testing.assert_array_equal(mine.observations, theirs.observations)

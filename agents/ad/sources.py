@@ -521,6 +521,37 @@ def _step_towards(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     )
 
 
+def _swimmer_states(env: gym.vector.VectorEnv) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(n, 2)`` and headings ``(n,)`` of every Watermaze sub-environment, as they are now."""
+    native = env.unwrapped
+    if hasattr(native, "positions") and hasattr(native, "headings"):
+        return native.positions, native.headings
+    singles = [sub.unwrapped for sub in getattr(native, "envs", ())]
+    if not singles or not all(hasattr(sub, "_position") for sub in singles):
+        raise TypeError(f"{type(native).__name__} is not a Watermaze vector environment")
+    positions = np.array([sub._position for sub in singles], dtype=np.float64)  # type: ignore[attr-defined]
+    headings = np.array([sub._heading for sub in singles], dtype=np.float64)  # type: ignore[attr-defined]
+    return positions, headings
+
+
+def _swim_towards(positions: np.ndarray, headings: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Watermaze action heading each swimmer for its target: turn on the spot when the target is
+    more than two turns off, forward while turning when it is more than half a turn off, else forward.
+    (Turning while moving everywhere can circle a platform inside the turning radius forever.)"""
+    from zoo.envs.watermaze import WatermazeEnv
+
+    offset = targets - positions
+    bearing = np.arctan2(offset[:, 1], offset[:, 0]) - headings
+    bearing = (bearing + math.pi) % (2 * math.pi) - math.pi
+    turn = WatermazeEnv.turn_angle
+    left = bearing > 0
+    return np.select(
+        [np.abs(bearing) <= turn / 2, np.abs(bearing) <= 2 * turn, left],
+        [0, np.where(left, 6, 7), 4],
+        default=5,
+    )
+
+
 class _ExpertPolicy(VectorPolicy):
     def __init__(
         self,
@@ -531,8 +562,10 @@ class _ExpertPolicy(VectorPolicy):
         episodes: int,
         rng: np.random.Generator,
         source: NoisyExpert,
+        env: gym.vector.VectorEnv | None = None,
     ) -> None:
         self.kind = kind
+        self.env = env
         self.size = size
         self.arms = arms
         self.rng = rng
@@ -545,6 +578,8 @@ class _ExpertPolicy(VectorPolicy):
             self.best = np.array([int(np.argmax(task)) for task in tasks])
         elif kind == "goal":
             self.goal = np.array([tuple(task) for task in tasks], dtype=np.int64)
+        elif kind == "watermaze":
+            self.platform = np.array([tuple(task) for task in tasks], dtype=np.float64)
         else:
             self.key = np.array([tuple(task[0]) for task in tasks], dtype=np.int64)
             self.door = np.array([tuple(task[1]) for task in tasks], dtype=np.int64)
@@ -552,6 +587,10 @@ class _ExpertPolicy(VectorPolicy):
     def expert_actions(self, observations: np.ndarray) -> np.ndarray:
         if self.kind == "bandit":
             return self.best
+        if self.kind == "watermaze":
+            assert self.env is not None
+            positions, headings = _swimmer_states(self.env)
+            return _swim_towards(positions, headings, self.platform)
         cells = observations.astype(np.int64)
         position = np.stack((cells // self.size, cells % self.size), axis=1)
         if self.kind == "goal":
@@ -589,9 +628,11 @@ def _expert_kind(env_id: str) -> str:
         return "key_door"
     if "DarkRoom" in env_id:
         return "goal"
+    if "Watermaze" in env_id:
+        return "watermaze"
     raise ValueError(
         f"env_id={env_id!r} has no scripted expert; NoisyExpert supports the bandit, DarkRoom, "
-        "DarkRoomHard and DarkKeyToDoor"
+        "DarkRoomHard, DarkKeyToDoor and Watermaze"
     )
 
 
@@ -600,7 +641,11 @@ class NoisyExpert(VectorisedSource):
 
     "Noise distillation" (Zisman et al. 2023): the history improves from random to optimal
     without running a real RL algorithm. ``decay_fraction=0`` gives a noiseless expert, the
-    data of Expert Distillation.
+    data of Expert Distillation. The experts: the bandit's best arm; the shortest path to the
+    goal (Dark Room) or to the key and then the door (Key-to-Door); on Watermaze, swimming
+    straight for the platform, which the expert locates from each swimmer's position and heading
+    in the environment (privileged state, as any scripted expert; the recorded observations are
+    still the frames).
 
     :param decay_fraction: fraction of the episodes over which ε goes from 1 to 0.
     :param vectorization: see :func:`make_task_vector_env`.
@@ -629,9 +674,9 @@ class NoisyExpert(VectorisedSource):
     ) -> VectorPolicy:
         kind = _expert_kind(env.spec.id if env.spec is not None else self._env_id)
         size = 0
-        if kind != "bandit":
+        if kind in ("goal", "key_door"):
             size = math.isqrt(int(env.single_observation_space.n))
-        return _ExpertPolicy(kind, tasks, size, _discrete_actions(env), episodes, rng, self)
+        return _ExpertPolicy(kind, tasks, size, _discrete_actions(env), episodes, rng, self, env)
 
     def collect(
         self, env_id: str, env_kwargs: dict[str, Any], tasks: Sequence[Any], episodes: int, seed: int
