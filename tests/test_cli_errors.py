@@ -40,6 +40,7 @@ def train(tmp_path: Path, *extra: str, algo: str = "ppo", env: str = ENV) -> lis
         (("--eval-freq", "-5"), ["--eval-freq -5", "at least 1"]),
         (("--checkpoint-freq", "-1"), ["--checkpoint-freq -1", "at least 1"]),
         (("--eval-episodes", "0"), ["--eval-episodes 0", "at least 1"]),
+        (("--num-threads", "0"), ["--num-threads 0", "-1 (torch's default) or at least 1"]),
         (("--params", "batch_size:0"), ["--params batch_size:0", "positive integer"]),
         (("--params", "n_steps:-4"), ["--params n_steps:-4", "positive integer"]),
         (("--params", "n_envs:abc"), ["--params n_envs:abc", "n_envs must be a positive integer", "'abc'"]),

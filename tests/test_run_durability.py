@@ -236,3 +236,19 @@ def test_enjoy_falls_back_to_the_zip_without_model_folder(tmp_path: Path, capsys
     shutil.rmtree(run / "model")
     main(["enjoy", "--run", str(run), "--algo", "ppo", "--env", ENV, "--episodes", "1", "--device", "cpu"])
     assert "Episode returns:" in capsys.readouterr().out
+
+
+def test_num_threads_sets_torch_threads_for_the_run(tmp_path: Path) -> None:
+    # rl_zoo3's --num-threads: one thread per run is what parallel runs on a small machine need.
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        main(train_args(tmp_path, 32, *TINY_PPO, "--num-threads", "1"))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        main(train_args(tmp_path / "default", 32, *TINY_PPO))
+        assert torch.get_num_threads() == 2  # -1, the default, leaves torch alone
+    finally:
+        torch.set_num_threads(before)

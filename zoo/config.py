@@ -48,6 +48,8 @@ class TrainConfig:
     """Random seed of the agent and the environments."""
     device: str = "auto"
     """Torch device: auto (CUDA when present), cpu, cuda, cuda:N or mps."""
+    num_threads: int = -1
+    """Torch CPU threads, as rl_zoo3's --num-threads (-1 keeps torch's default; 1 suits small networks and parallel runs)."""
     params: list[str] = field(default_factory=list)
     """Hyperparameter overrides as key:value pairs (YAML values), e.g. learning_rate:1e-3."""
     log_folder: str = "logs"
@@ -76,6 +78,10 @@ class TrainConfig:
         check_at_least("--checkpoint-freq", self.checkpoint_freq)
         check_at_least("--eval-episodes", self.eval_episodes)
         check_at_least("--verbose", self.verbose, 0)
+        if self.num_threads != -1 and self.num_threads < 1:
+            raise ValueError(
+                f"--num-threads {self.num_threads} is not allowed; use -1 (torch's default) or at least 1"
+            )
         check_device(self.device)
 
 

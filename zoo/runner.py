@@ -659,6 +659,10 @@ def train(config: TrainConfig, command: list[str] | None = None) -> Path:
     from stable_baselines3.common.evaluation import evaluate_policy
 
     plan = plan_training(config)
+    if config.num_threads != -1:
+        import torch
+
+        torch.set_num_threads(config.num_threads)
     resume_dir = latest_run(config.log_folder, config.algo, config.env) if config.resume else None
     make_env = _make_env_or_explain
     with contextlib.ExitStack() as stack:
