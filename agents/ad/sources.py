@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from zoo.envs.base import check_integer
+from zoo.envs.watermaze import WatermazeEnv
 
 from .dataset import History, HistoryDataset, HistoryWriter, _task_to_json, describe_space
 
@@ -538,8 +539,6 @@ def _swim_towards(positions: np.ndarray, headings: np.ndarray, targets: np.ndarr
     """Watermaze action heading each swimmer for its target: turn on the spot when the target is
     more than two turns off, forward while turning when it is more than half a turn off, else forward.
     (Turning while moving everywhere can circle a platform inside the turning radius forever.)"""
-    from zoo.envs.watermaze import WatermazeEnv
-
     offset = targets - positions
     bearing = np.arctan2(offset[:, 1], offset[:, 0]) - headings
     bearing = (bearing + math.pi) % (2 * math.pi) - math.pi
