@@ -23,8 +23,11 @@ the summary over every finished seed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import glob
 import json
 import multiprocessing
+import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -314,16 +317,70 @@ def _name(env_id: str) -> str:
     return env_id.replace("/", "-")
 
 
-def result_path(env_id: str, seed: int) -> Path:
-    """The result file of one (environment, training seed) cell."""
+#: Recipe fields that ``--set`` may change, besides ``model.<AD argument>``.
+OVERRIDABLE = ("source", "history_episodes", "task_repeats", "subsample", "train_steps", "train_tasks")
+#: The fields that change the collected histories (a variant changing none reuses the recipe's).
+DATA_FIELDS = ("source", "history_episodes", "task_repeats", "train_tasks")
+
+
+def resolve(env_id: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Recipe, str]:
+    """The recipe of ``env_id`` with ``--set key=value`` overrides, and the variant's name ("" for none).
+
+    ``key`` is a recipe field of :data:`OVERRIDABLE` or ``model.<name>`` for an argument of
+    :class:`~zoo.agents.ad.AlgorithmDistillation`; ``value`` is JSON (``0.1``, ``true``,
+    ``{"name": ...}``) or else a string.
+    """
+    import inspect
+
+    recipe = RECIPES[env_id]
+    allowed_model = set(inspect.signature(AlgorithmDistillation.__init__).parameters) - {
+        "self", "dataset", "seed", "device", "checkpoint_dir", "checkpoint_every", "_metadata", "subsample",
+    }  # fmt: skip
+    model = dict(recipe.model)
+    changes: dict[str, Any] = {}
+    names = []
+    for item in overrides:
+        key, separator, text = item.partition("=")
+        if not separator or not key or not text:
+            raise ValueError(f"--set {item!r} is malformed; write key=value, e.g. model.dropout=0.1")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key.startswith("model."):
+            if key[6:] not in allowed_model:
+                raise ValueError(
+                    f"--set {item!r}: {key[6:]!r} is not an AD argument; use one of {sorted(allowed_model)}"
+                )
+            model[key[6:]] = value
+        elif key in OVERRIDABLE:
+            changes[key] = value
+        else:
+            raise ValueError(
+                f"--set {item!r}: {key!r} cannot be set; use model.<AD argument> or one of {OVERRIDABLE}"
+            )
+        names.append(f"{key}={json.dumps(value, sort_keys=True)}")
+    variant = re.sub(r"[^A-Za-z0-9._=+-]+", "_", ",".join(sorted(names)))
+    return dataclasses.replace(recipe, model=model, **changes), variant
+
+
+def result_path(env_id: str, seed: int, variant: str = "") -> Path:
+    """The result file of one (environment, training seed) cell (of a ``--set`` variant)."""
+    if variant:
+        return RESULTS / "variants" / f"{_name(env_id)}__{variant}__seed{seed}.json"
     return RESULTS / f"{_name(env_id)}__seed{seed}.json"
 
 
-def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -> Path:
+def run_cell(
+    env_id: str, seed: int, work: Path, eval_seeds: int, device: str, overrides: tuple[str, ...] = ()
+) -> Path:
     """Collect, train and evaluate one training seed; write its result file; return it."""
     torch.set_num_threads(1)
-    recipe = RECIPES[env_id]
-    folder = work / _name(env_id) / f"seed{seed}"
+    recipe, variant = resolve(env_id, overrides)
+    base = work / _name(env_id) / f"seed{seed}"
+    folder = work / _name(env_id) / variant / f"seed{seed}" if variant else base
+    same_data = all(getattr(recipe, field) == getattr(RECIPES[env_id], field) for field in DATA_FIELDS)
+    histories = (base if same_data else folder) / "histories"
     source = make_source(recipe.source)
     train_tasks = _tasks(env_id, "train", recipe.train_tasks)
     test_tasks = _task_set(env_id, recipe.held_out)
@@ -332,7 +389,7 @@ def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -
     dataset = collect_histories(
         env_id,
         source,
-        folder / "histories",
+        histories,
         recipe.history_episodes,
         tasks=train_tasks * recipe.task_repeats,
         seed=1000 * seed,
@@ -359,6 +416,7 @@ def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -
     timings["eval_s"] = time.perf_counter() - started
     result = {
         "env_id": env_id,
+        "variant": variant,
         "train_seed": seed,
         "eval_seeds": list(range(10_000, 10_000 + eval_seeds)),
         "recipe": asdict(recipe),
@@ -375,7 +433,8 @@ def run_cell(env_id: str, seed: int, work: Path, eval_seeds: int, device: str) -
         "device": device,
         "torch": torch.__version__,
     }
-    path = result_path(env_id, seed)
+    path = result_path(env_id, seed, variant)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     return path
 
@@ -427,12 +486,14 @@ def _table(recipe: Recipe, sets: list[dict[str, Any]], title: str) -> list[str]:
     return lines
 
 
-def summary(env_id: str) -> str:
+def summary(env_id: str, overrides: tuple[str, ...] = ()) -> str:
     """Markdown: mean ± std over every (training seed, evaluation seed) at the recipe's marks."""
-    recipe = RECIPES[env_id]
-    results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob(f"{_name(env_id)}__seed*.json"))]
+    recipe, variant = resolve(env_id, overrides)
+    folder = result_path(env_id, 0, variant).parent
+    prefix = f"{_name(env_id)}__{variant}__seed" if variant else f"{_name(env_id)}__seed"
+    results = [json.loads(path.read_text()) for path in sorted(folder.glob(f"{glob.escape(prefix)}*.json"))]
     if not results:
-        return f"no results for {env_id} in {RESULTS}"
+        return f"no results for {env_id}{f' variant {variant}' if variant else ''} in {folder}"
     seeds = (
         f"{len(results)} training seed(s) ({', '.join(str(r['train_seed']) for r in results)}) x "
         f"{len(results[0]['source'])} evaluation seeds"
@@ -536,23 +597,35 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--summary", action="store_true", help="print the summary of the finished cells")
     parser.add_argument("--bundle", action="store_true", help="bundle training seed 0 into the package")
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="a variant of the recipe (ablations): model.<AD argument>=V or "
+                        f"{'/'.join(OVERRIDABLE)}=V; results in results/ad/variants/")  # fmt: skip
     args = parser.parse_args()
+    try:
+        _, variant = resolve(args.env, args.overrides)
+    except ValueError as error:
+        parser.error(str(error))
+    overrides = tuple(args.overrides)
     if args.summary:
-        print(summary(args.env))
+        print(summary(args.env, overrides))
         return
     if args.bundle:
+        if variant:
+            parser.error("--bundle takes the recipe itself, not a --set variant")
         print(f"wrote {bundle(args.env, args.work)}")
         return
-    missing = [seed for seed in args.seeds if not result_path(args.env, seed).exists()]
-    print(f"{args.env}: cells to run {missing} (done: {sorted(set(args.seeds) - set(missing))})")
+    missing = [seed for seed in args.seeds if not result_path(args.env, seed, variant).exists()]
+    label = f"{args.env}{f' [{variant}]' if variant else ''}"
+    print(f"{label}: cells to run {missing} (done: {sorted(set(args.seeds) - set(missing))})")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
         futures = [
-            pool.submit(run_cell, args.env, seed, args.work, args.eval_seeds, args.device) for seed in missing
+            pool.submit(run_cell, args.env, seed, args.work, args.eval_seeds, args.device, overrides)
+            for seed in missing
         ]
         for future in futures:
             print(f"wrote {future.result()}", flush=True)
-    print(summary(args.env))
+    print(summary(args.env, overrides))
 
 
 if __name__ == "__main__":
