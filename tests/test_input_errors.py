@@ -226,8 +226,10 @@ def test_grid_sources_on_the_bandit_are_refused_naming_the_valid_ones(tmp_path) 
     bandit = "zoo/AdversarialBandit-v0"
     with pytest.raises(ValueError, match=r"source='q_learning' does not fit.*'ucb', 'thompson'"):
         ad.collect_histories(bandit, ad.TabularQLearning(), tmp_path / "data", episodes=2)
-    with pytest.raises(ValueError, match=r"source='noisy_expert' does not fit.*Watermaze"):
-        ad.collect_histories("zoo/Watermaze-v0", ad.NoisyExpert(), tmp_path / "data", episodes=2)
+    # Every meta-RL env has a scripted expert now (Watermaze too); an env without one is named.
+    reason = ad.NoisyExpert().unsuitable_for("zoo/ContinuousSeek-v1", None)  # type: ignore[arg-type]
+    assert reason is not None and "'zoo/ContinuousSeek-v1' has no scripted expert" in reason
+    assert "DarkKeyToDoor and Watermaze" in reason
     with pytest.raises(ValueError, match=r"source='ucb' is not a Source"):
         ad.collect_histories(bandit, "ucb", tmp_path / "data", episodes=2)
     with pytest.raises(ValueError, match=r"tasks_per_batch=0 is not allowed"):
