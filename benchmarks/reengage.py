@@ -494,11 +494,8 @@ def milestones(results: Path, marks: list[int] | None = None, threshold: float =
     by_env: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name, runs in _finished(results).items():
         by_env.setdefault(runs[0]["env_id"], {})[name] = runs
-    order = list(dict.fromkeys(cell.env_id for cell in grid()))
     blocks = []
-    for env_id, configs in sorted(
-        by_env.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99
-    ):
+    for env_id, configs in _in_grid_order(by_env):
         steps = sorted(
             {point["steps"] for runs in configs.values() for run in runs for point in run["curve"]}
         )
@@ -535,6 +532,12 @@ GREEDY_NOISY_SEEK = 11.80
 """The reference greedy agent's return on NoisySeek (ReenGAGE Appendix)."""
 
 
+def _in_grid_order(by_env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``by_env``'s items ordered as the grid lists the envs (unknown envs last)."""
+    order = list(dict.fromkeys(cell.env_id for cell in grid()))
+    return sorted(by_env.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
 def _finished(results: Path) -> dict[str, list[dict[str, Any]]]:
     by_config: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(results.glob("*__seed*.json")):
@@ -567,11 +570,8 @@ def plot(results: Path, path: Path) -> Path:
         )
     if not by_env:
         raise ValueError(f"{results} holds no finished cells to plot")
-    order = list(dict.fromkeys(cell.env_id for cell in grid()))
     panels = []
-    for env_id, curves in sorted(
-        by_env.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99
-    ):
+    for env_id, curves in _in_grid_order(by_env):
         success = metrics[env_id] == "success"
         references = (
             [ReferenceLine(GREEDY_NOISY_SEEK, f"greedy agent (Appendix): {GREEDY_NOISY_SEEK}")]
