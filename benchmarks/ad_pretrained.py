@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import hashlib
 import json
 import multiprocessing
 import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,9 @@ class Recipe:
     metric: str = "return"
     #: Evaluation seeds of the (O(c²) per step) recompute evaluation (``None``: all of them; 0: skipped).
     recompute_eval_seeds: int | None = None
+    #: Evaluation seeds of the source and baselines learning from scratch (``None``: all of them);
+    #: fewer for a slow source such as SB3's PPO.
+    source_eval_seeds: int | None = None
     #: Episode marks of the summary table.
     marks: tuple[int, ...] = (1, 2, 5, 10, 20, 30)
     notes: str = ""
@@ -261,8 +266,37 @@ def _task_set(env_id: str, spec: tuple[str, int, int | None]) -> list[Any]:
     return list(zoo.envs.tasks(env_id, split))[start:stop]
 
 
+def _scratch_curve(
+    description: dict[str, Any], env_id: str, tasks: list[Any], episodes: int, seed: int, cache: Path | None
+) -> list[float]:
+    """A learner's mean return per episode learning ``tasks`` from scratch; computed once per cache.
+
+    The curve depends only on the learner, the tasks, the episodes and the seed (not on AD's
+    training seed), so the training seeds of a grid share it.
+    """
+    key = json.dumps(
+        [description, env_id, [np.asarray(t).tolist() for t in tasks], episodes, seed], sort_keys=True
+    )
+    path = None if cache is None else cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    if path is not None and path.exists():
+        return json.loads(path.read_text())["mean"]
+    torch.set_num_threads(1)
+    curve = source_learning_curve(make_source(description), env_id, tasks=tasks, episodes=episodes, seed=seed)
+    mean = _rounded(curve.mean)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"key": json.loads(key), "mean": mean}) + "\n")
+    return mean
+
+
 def _evaluate(
-    agent: AlgorithmDistillation, recipe: Recipe, env_id: str, tasks: list[Any], eval_seeds: int
+    agent: AlgorithmDistillation,
+    recipe: Recipe,
+    env_id: str,
+    tasks: list[Any],
+    eval_seeds: int,
+    cache: Path | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """AD in context (every evaluation mode), the source and the baselines from scratch, per evaluation seed."""
     curves: dict[str, list[list[float]]] = {}
@@ -285,21 +319,21 @@ def _evaluate(
             for eval_seed in range(seeds)
         ]
     learners = {"source": recipe.source, **{baseline["name"]: baseline for baseline in recipe.baselines}}
-    scratch = {
-        label: [
-            _rounded(
-                source_learning_curve(
-                    make_source(description),
-                    env_id,
-                    tasks=tasks,
-                    episodes=recipe.source_episodes,
-                    seed=10_000 + eval_seed,
-                ).mean
-            )
-            for eval_seed in range(eval_seeds)
-        ]
-        for label, description in learners.items()
-    }
+    scratch_seeds = (
+        eval_seeds if recipe.source_eval_seeds is None else min(eval_seeds, recipe.source_eval_seeds)
+    )
+    scratch: dict[str, list[list[float]]] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) if jobs > 1 else nullcontext() as pool:
+        for label, description in learners.items():
+            arguments = [
+                (description, env_id, tasks, recipe.source_episodes, 10_000 + eval_seed, cache)
+                for eval_seed in range(scratch_seeds)
+            ]
+            if pool is None:
+                scratch[label] = [_scratch_curve(*item) for item in arguments]
+            else:  # a slow source (SB3's PPO) learns the evaluation seeds in parallel processes
+                scratch[label] = list(pool.map(_scratch_curve, *zip(*arguments)))
     return {
         "ad": curves,
         "source": scratch.pop("source"),
@@ -318,7 +352,10 @@ def _name(env_id: str) -> str:
 
 
 #: Recipe fields that ``--set`` may change, besides ``model.<AD argument>``.
-OVERRIDABLE = ("source", "history_episodes", "task_repeats", "subsample", "train_steps", "train_tasks")
+OVERRIDABLE = (
+    "source", "history_episodes", "task_repeats", "subsample", "train_steps", "train_tasks",
+    "eval_episodes", "source_episodes", "source_eval_seeds", "recompute_eval_seeds",
+)  # fmt: skip
 #: The fields that change the collected histories (a variant changing none reuses the recipe's).
 DATA_FIELDS = ("source", "history_episodes", "task_repeats", "train_tasks")
 
@@ -359,7 +396,9 @@ def resolve(env_id: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[R
             raise ValueError(
                 f"--set {item!r}: {key!r} cannot be set; use model.<AD argument> or one of {OVERRIDABLE}"
             )
-        names.append(f"{key}={json.dumps(value, sort_keys=True)}")
+        text = json.dumps(value, sort_keys=True)
+        # A long value (a source's hyper-parameters) is named by its digest; the result file records it whole.
+        names.append(f"{key}={text if len(text) <= 40 else hashlib.sha1(text.encode()).hexdigest()[:10]}")
     variant = re.sub(r"[^A-Za-z0-9._=+-]+", "_", ",".join(sorted(names)))
     return dataclasses.replace(recipe, model=model, **changes), variant
 
@@ -372,7 +411,13 @@ def result_path(env_id: str, seed: int, variant: str = "") -> Path:
 
 
 def run_cell(
-    env_id: str, seed: int, work: Path, eval_seeds: int, device: str, overrides: tuple[str, ...] = ()
+    env_id: str,
+    seed: int,
+    work: Path,
+    eval_seeds: int,
+    device: str,
+    overrides: tuple[str, ...] = (),
+    collect_jobs: int = 1,
 ) -> Path:
     """Collect, train and evaluate one training seed; write its result file; return it."""
     torch.set_num_threads(1)
@@ -393,6 +438,7 @@ def run_cell(
         recipe.history_episodes,
         tasks=train_tasks * recipe.task_repeats,
         seed=1000 * seed,
+        n_jobs=collect_jobs,
     )
     timings["collect_s"] = time.perf_counter() - started
     agent = AlgorithmDistillation(
@@ -409,10 +455,13 @@ def run_cell(
     timings["train_s"] = time.perf_counter() - started
     agent.save(folder / "model")
     started = time.perf_counter()
-    held_out = _evaluate(agent, recipe, env_id, test_tasks, eval_seeds)
+    cache = work / _name(env_id) / "scratch_curves"
+    held_out = _evaluate(agent, recipe, env_id, test_tasks, eval_seeds, cache, collect_jobs)
     shift = None
     if recipe.shift is not None:
-        shift = _evaluate(agent, recipe, env_id, _task_set(env_id, recipe.shift), eval_seeds)
+        shift = _evaluate(
+            agent, recipe, env_id, _task_set(env_id, recipe.shift), eval_seeds, cache, collect_jobs
+        )
     timings["eval_s"] = time.perf_counter() - started
     result = {
         "env_id": env_id,
@@ -458,9 +507,14 @@ def _table(recipe: Recipe, sets: list[dict[str, Any]], title: str) -> list[str]:
         rows[f"AD, sampling, kv_cache='recompute' ({seeds} evaluation seed(s) per training seed)"] = (
             recomputed
         )
-    rows[f"source ({recipe.source['name']}) from scratch"] = [c for r in sets for c in r["source"]]
+    # The learners from scratch do not depend on AD's training seed: the same curves in every file.
+    fewer = len(sets[0]["source"]) < len(sets[0]["ad"]["sample"])
+    scratch_seeds = f" ({len(sets[0]['source'])} evaluation seeds)" if fewer else ""
+    rows[f"source ({recipe.source['name']}) from scratch{scratch_seeds}"] = [
+        c for r in sets for c in r["source"]
+    ]
     for name in sets[0].get("baselines") or {}:
-        rows[f"{name} from scratch"] = [c for r in sets for c in r["baselines"][name]]
+        rows[f"{name} from scratch{scratch_seeds}"] = [c for r in sets for c in r["baselines"][name]]
     regret = recipe.metric == "regret"
     what = "cumulative regret after pull" if regret else "episode"
     lines = [
@@ -496,7 +550,7 @@ def summary(env_id: str, overrides: tuple[str, ...] = ()) -> str:
         return f"no results for {env_id}{f' variant {variant}' if variant else ''} in {folder}"
     seeds = (
         f"{len(results)} training seed(s) ({', '.join(str(r['train_seed']) for r in results)}) x "
-        f"{len(results[0]['source'])} evaluation seeds"
+        f"{len(results[0]['ad']['sample'])} evaluation seeds"
     )
     split, start, stop = recipe.held_out
     measured = (
@@ -593,6 +647,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=1, help="training seeds run in parallel processes")
+    parser.add_argument("--collect-jobs", type=int, default=1,
+                        help="processes collecting one seed's histories and learning the source from scratch "
+                        "(an SB3 source learns one task per process)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/ad_pretrained"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--summary", action="store_true", help="print the summary of the finished cells")
@@ -620,7 +677,16 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
         futures = [
-            pool.submit(run_cell, args.env, seed, args.work, args.eval_seeds, args.device, overrides)
+            pool.submit(
+                run_cell,
+                args.env,
+                seed,
+                args.work,
+                args.eval_seeds,
+                args.device,
+                overrides,
+                args.collect_jobs,
+            )
             for seed in missing
         ]
         for future in futures:

@@ -9,6 +9,7 @@ import pytest
 
 import zoo.envs
 from zoo.agents.ad import (
+    SB3Source,
     TabularQLearning,
     available_pretrained,
     collect_histories,
@@ -70,12 +71,55 @@ def test_make_source_rebuilds_the_source_a_dataset_names(tmp_path) -> None:
     np.testing.assert_array_equal(again.histories[0].actions, dataset.histories[0].actions)
 
 
+def test_make_source_rebuilds_an_sb3_source_from_its_recorded_stream(tmp_path) -> None:
+    # A dataset of SB3 learning streams names its source; rebuilding it replays the same stream.
+    source = SB3Source(
+        "A2C", hyperparameters={"n_steps": 5, "gamma": 0.9, "policy_kwargs": {"net_arch": [8]}}
+    )
+    kwargs = {"size": 3}
+    dataset = collect_histories(
+        ROOM, source, tmp_path / "data", episodes=3, tasks=[(0, 0)], env_kwargs=kwargs
+    )
+    rebuilt = make_source(dataset.source)
+    assert isinstance(rebuilt, SB3Source) and rebuilt.algorithm is source.algorithm
+    assert rebuilt.hyperparameters() == source.hyperparameters()
+    again = collect_histories(
+        ROOM, rebuilt, tmp_path / "again", episodes=3, tasks=[(0, 0)], env_kwargs=kwargs
+    )
+    np.testing.assert_array_equal(again.histories[0].actions, dataset.histories[0].actions)
+
+
 @pytest.mark.parametrize(
     ("description", "match"),
     [
         (
+            {"name": "dqn", "hyperparameters": {}},
+            r"source name='dqn' cannot be rebuilt here; known: \[.*or 'sb3_<algorithm>'",
+        ),
+        (
             {"name": "sb3_ppo", "hyperparameters": {}},
-            r"source name='sb3_ppo' cannot be rebuilt here; known: \[",
+            r"source name='sb3_ppo' needs hyperparameters with 'algorithm' and 'policy'",
+        ),
+        (
+            {"name": "sb3_ppo", "hyperparameters": {"algorithm": "A2C", "policy": "MlpPolicy"}},
+            r"source name='sb3_ppo' does not match its algorithm='A2C' \('sb3_a2c'\)",
+        ),
+        # A recorded name reaches only SB3's algorithm classes, never another attribute of the package.
+        (
+            {"name": "sb3_ppo", "hyperparameters": {"algorithm": "get_system_info", "policy": "MlpPolicy"}},
+            r"algorithm='get_system_info' is not an SB3 or sb3-contrib algorithm",
+        ),
+        # Nor a path to write to.
+        (
+            {
+                "name": "sb3_ppo",
+                "hyperparameters": {"algorithm": "PPO", "policy": "MlpPolicy", "tensorboard_log": "/x"},
+            },
+            r"\['tensorboard_log'\] are not arguments of PPO; allowed: \[",
+        ),
+        (
+            {"name": "sb3_ppo", "hyperparameters": {"algorithm": "PPO", "policy": "MlpPolicy", "seed": 3}},
+            r"'seed' and 'verbose' are set per task by collect\(\)",
         ),
         (
             {"name": "q_learning", "hyperparameters": {"alpha": 1}},

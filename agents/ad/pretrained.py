@@ -11,7 +11,9 @@ Layout (package data, written by ``benchmarks/ad_pretrained.py``)::
 same trust boundary as a download.
 
 :func:`make_source` rebuilds the source algorithm a model (or dataset) names in its metadata, so
-its own learning curve can be drawn next to the model's (``source_learning_curve``).
+its own learning curve can be drawn next to the model's (``source_learning_curve``). An SB3
+source is rebuilt by its recorded algorithm name, which must be an algorithm class of
+stable_baselines3 or sb3_contrib; nothing else is looked up, imported or unpickled.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 
 from .algorithm import AlgorithmDistillation
-from .sources import UCB, NoisyExpert, Source, TabularQLearning, ThompsonSampling
+from .sources import UCB, NoisyExpert, SB3Source, Source, TabularQLearning, ThompsonSampling
 
 __all__ = ["BUNDLE_ROOT", "available_pretrained", "load_pretrained", "make_source", "pretrained_path"]
 
@@ -79,6 +81,25 @@ def load_pretrained(env_id: str, device: str | torch.device = "auto") -> Algorit
     return AlgorithmDistillation.load(pretrained_path(env_id), device=device)
 
 
+def _make_sb3_source(name: str, hyperparameters: dict[str, Any]) -> SB3Source:
+    """An :class:`SB3Source` from its recorded ``{"algorithm", "policy", **keyword arguments}``.
+
+    Only an algorithm class of stable_baselines3 or sb3_contrib is looked up by the recorded name
+    (nothing is imported from a path or unpickled), and it must be the one ``name`` says.
+    """
+    arguments = dict(hyperparameters)
+    algorithm, policy = arguments.pop("algorithm", None), arguments.pop("policy", None)
+    if not isinstance(algorithm, str) or not isinstance(policy, str):
+        raise ValueError(
+            f"source name={name!r} needs hyperparameters with 'algorithm' and 'policy' names "
+            f"(as SB3Source.hyperparameters() records them); got {hyperparameters!r}"
+        )
+    source = SB3Source(algorithm, policy, arguments)
+    if source.name != name:
+        raise ValueError(f"source name={name!r} does not match its algorithm={algorithm!r} ({source.name!r})")
+    return source
+
+
 def make_source(description: dict[str, Any]) -> Source:
     """The source algorithm described by ``{"name": ..., "hyperparameters": {...}}``.
 
@@ -92,14 +113,15 @@ def make_source(description: dict[str, Any]) -> Source:
             f"description={description!r} is not allowed; give {{'name': ..., 'hyperparameters': {{...}}}}"
         )
     name = description["name"]
-    if name not in _SOURCES:
-        raise ValueError(
-            f"source name={name!r} cannot be rebuilt here; known: {sorted(_SOURCES)} "
-            "(SB3 sources: construct SB3Source with the recorded hyper-parameters yourself)"
-        )
     hyperparameters = description.get("hyperparameters") or {}
     if not isinstance(hyperparameters, dict):
         raise ValueError(f"hyperparameters={hyperparameters!r} is not allowed; give a dict")
+    if name.startswith("sb3_"):
+        return _make_sb3_source(name, hyperparameters)
+    if name not in _SOURCES:
+        raise ValueError(
+            f"source name={name!r} cannot be rebuilt here; known: {sorted(_SOURCES)} or 'sb3_<algorithm>'"
+        )
     try:
         return _SOURCES[name](**hyperparameters)
     except TypeError as error:

@@ -16,6 +16,7 @@ each task and records every transition of its single learning stream with a call
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from abc import ABC, abstractmethod
@@ -725,20 +726,51 @@ class SB3Source(Source):
         hyperparameters: dict[str, Any] | None = None,
     ) -> None:
         import stable_baselines3
+        from stable_baselines3.common.base_class import BaseAlgorithm
 
+        found: Any = algorithm
         if isinstance(algorithm, str):
+            # Only the packages' algorithm classes: a recorded name (make_source) never reaches anything else.
             found = getattr(stable_baselines3, algorithm, None)
             if found is None:
                 import sb3_contrib
 
                 found = getattr(sb3_contrib, algorithm, None)
-            if found is None:
-                raise ValueError(f"algorithm={algorithm!r} is not an SB3 or sb3-contrib algorithm")
-            algorithm = found
-        self.algorithm = algorithm
+        if not (isinstance(found, type) and issubclass(found, BaseAlgorithm)):
+            raise ValueError(
+                f"algorithm={algorithm!r} is not an SB3 or sb3-contrib algorithm; give a class "
+                "such as stable_baselines3.PPO or its name ('PPO', 'A2C', 'DQN', 'RecurrentPPO', ...)"
+            )
+        if not isinstance(policy, str) or not policy:
+            raise ValueError(f"policy={policy!r} is not allowed; give an SB3 policy name such as 'MlpPolicy'")
+        if hyperparameters is not None and not isinstance(hyperparameters, dict):
+            raise ValueError(
+                f"hyperparameters={hyperparameters!r} is not allowed; give a dict of keyword arguments"
+            )
+        import inspect
+
+        # Recorded in datasets and models, and rebuilt from them by make_source: no paths to write
+        # (tensorboard_log) and no classes (replay/rollout buffer classes) among them.
+        accepted = {
+            name
+            for name in inspect.signature(found.__init__).parameters
+            if name not in {"self", "policy", "env", "tensorboard_log", "_init_setup_model"}
+            and not name.endswith("_class")
+        }
+        unknown = sorted(set(hyperparameters or {}) - accepted)
+        if unknown:
+            raise ValueError(
+                f"hyperparameters={hyperparameters!r}: {unknown} are not arguments of {found.__name__}; "
+                f"allowed: {sorted(accepted - {'seed', 'verbose'})}"
+            )
+        if {"seed", "verbose"} & set(hyperparameters or {}):
+            raise ValueError(
+                f"hyperparameters={hyperparameters!r}: 'seed' and 'verbose' are set per task by collect()"
+            )
+        self.algorithm: type[BaseAlgorithm] = found
         self.policy = policy
         self.algorithm_kwargs = dict(hyperparameters or {})
-        self.name = f"sb3_{algorithm.__name__.lower()}"
+        self.name = f"sb3_{found.__name__.lower()}"
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"algorithm": self.algorithm.__name__, "policy": self.policy, **self.algorithm_kwargs}
@@ -760,7 +792,9 @@ class SB3Source(Source):
 
             env = gym.make(env_id, task=task, **env_kwargs)
             max_steps = (gym.spec(env_id).max_episode_steps or 1000) * episodes
-            model = self.algorithm(self.policy, env, seed=seed + offset, verbose=0, **self.algorithm_kwargs)
+            # A deep copy: SB3 writes its defaults into the dicts it is given (A2C's policy_kwargs).
+            arguments = copy.deepcopy(self.algorithm_kwargs)
+            model = self.algorithm(self.policy, env, seed=seed + offset, verbose=0, **arguments)
             model.learn(max_steps, callback=_make_recorder(records, episodes))
             env.close()
             observations = np.asarray(records["observations"])
