@@ -140,6 +140,15 @@ def test_a_value_error_from_an_agent_becomes_one_error_line(
     assert line == "zoo: error: source 'ucb' is a bandit algorithm; it cannot learn zoo/DarkRoom-v0"
 
 
+def test_ad_collect_with_an_argument_ppo_does_not_take_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = refused(capsys, "ad", "collect", "--env", ENV, "--source", "ppo", "--source-params", "n_step:20",
+                   "--output", str(tmp_path / "histories"))  # fmt: skip
+    assert "['n_step'] are not arguments of PPO; allowed: [" in line and "'n_steps'" in line
+    assert not (tmp_path / "histories").exists()
+
+
 def test_ad_collect_with_a_bandit_source_on_a_grid_world_is_refused(tmp_path: Path, capsys) -> None:
     line = refused(capsys, "ad", "collect", "--env", ENV, "--source", "ucb", "--episodes", "2",
                    "--output", str(tmp_path / "histories"))  # fmt: skip

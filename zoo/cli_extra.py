@@ -38,7 +38,7 @@ class AdCollectConfig:
     split: Literal["train", "test", "all"] = "train"
     """Task split to collect on."""
     source_params: list[str] = field(default_factory=list)
-    """Source hyperparameters as key:value pairs, e.g. learning_rate:0.3."""
+    """Source hyperparameters as key:value pairs, e.g. learning_rate:0.3 (SB3 sources also policy:CnnPolicy)."""
     repeats: int = 1
     """Learning histories per task (each learned from scratch with its own randomness)."""
     seed: int = 0
@@ -228,7 +228,9 @@ def make_source(name: str, params: dict[str, Any]) -> Any:
     try:
         if name in classes:
             return classes[name](**params)
-        return ad.SB3Source(algorithm=name.upper(), hyperparameters=params or None)
+        arguments = dict(params)
+        policy = arguments.pop("policy", "MlpPolicy")  # e.g. policy:CnnPolicy for the pixel Watermaze
+        return ad.SB3Source(algorithm=name.upper(), policy=policy, hyperparameters=arguments or None)
     except TypeError as error:
         raise ValueError(f"--source-params {params} do not fit source {name!r}: {error}") from error
 
