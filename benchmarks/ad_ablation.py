@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ad_pretrained import RECIPES, resolve, result_path, run_cell
+from ad_pretrained import RECIPES, _first_reaching, resolve, result_path, run_cell
 
 ENV_ID = "zoo/DarkRoom-v0"
 #: Training tokens of every cell: the recipe's steps x batch x context.
@@ -88,11 +88,6 @@ def _by_name(names: list[str]) -> list[Cell]:
     return [cells[name] for name in names]
 
 
-def _first_reaching(curve: np.ndarray, level: float) -> str:
-    reached = np.flatnonzero(curve >= level)
-    return str(int(reached[0]) + 1) if reached.size else f"not in {curve.size}"
-
-
 def summary(seeds: list[int]) -> str:
     """The markdown table over the finished (cell, seed) files, and the missing cells."""
     lines = [
@@ -122,7 +117,7 @@ def summary(seeds: list[int]) -> str:
             f"| {cell.name} | {cell.context} ({cell.context // 20}) | {cell.subsample} | {layers} x {width} | "
             f"{cell.train_steps} | {','.join(str(r['train_seed']) for r in results)} | "
             + " | ".join(f"{mean[m - 1]:.2f} ± {std[m - 1]:.2f}" for m in MARKS)
-            + f" | {_first_reaching(mean, 0.8 * optimum)} | {argmax.mean(axis=0)[19]:.2f} | "
+            + f" | {_first_reaching(mean, 0.8 * optimum) or f'not in {mean.size}'} | {argmax.mean(axis=0)[19]:.2f} | "
             + (f"{np.mean(timed):,.0f}" if timed else "not timed")
             + " |"
         )
