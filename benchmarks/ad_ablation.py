@@ -32,7 +32,11 @@ from ad_pretrained import RECIPES, _first_reaching, resolve, result_path, run_ce
 
 ENV_ID = "zoo/DarkRoom-v0"
 #: Training tokens of every cell: the recipe's steps x batch x context.
-TOKEN_BUDGET = 2000 * 32 * 200
+TOKEN_BUDGET = (
+    RECIPES[ENV_ID].train_steps
+    * RECIPES[ENV_ID].model["batch_size"]
+    * RECIPES[ENV_ID].model["context_length"]
+)
 #: Model sizes: (layers, heads, width).
 SIZES = {"1x32": (1, 2, 32), "2x64": (2, 4, 64), "4x128": (4, 4, 128)}
 CONTEXTS = (100, 200)
@@ -101,8 +105,9 @@ def summary(seeds: list[int]) -> str:
     ]
     missing = []
     for cell in grid():
-        results = [json.loads(cell.path(seed).read_text()) for seed in seeds if cell.path(seed).exists()]
-        absent = [str(seed) for seed in seeds if not cell.path(seed).exists()]
+        paths = {seed: cell.path(seed) for seed in seeds}
+        results = [json.loads(path.read_text()) for path in paths.values() if path.exists()]
+        absent = [str(seed) for seed, path in paths.items() if not path.exists()]
         if absent:
             missing.append(f"{cell.name} (seed {', '.join(absent)})")
         if not results:

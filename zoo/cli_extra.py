@@ -216,23 +216,22 @@ def describe_dataset(dataset: Any) -> str:
 
 
 def make_source(name: str, params: dict[str, Any]) -> Any:
-    """The AD source called ``name`` with ``params``; an unknown parameter names the source's own."""
+    """The AD source called ``name`` with ``params``, built by ``zoo.agents.ad.make_source``.
+
+    ``ppo`` / ``a2c`` / ``dqn`` are SB3 sources; ``params`` may name their ``policy`` (default MlpPolicy).
+    """
     from zoo.agents import ad
 
-    classes: dict[str, Callable[..., Any]] = {
-        "q_learning": ad.TabularQLearning,
-        "ucb": ad.UCB,
-        "thompson": ad.ThompsonSampling,
-        "noisy_expert": ad.NoisyExpert,
-    }
-    try:
-        if name in classes:
-            return classes[name](**params)
+    if name in ("ppo", "a2c", "dqn"):
         arguments = dict(params)
         policy = arguments.pop("policy", "MlpPolicy")  # e.g. policy:CnnPolicy for the pixel Watermaze
-        return ad.SB3Source(algorithm=name.upper(), policy=policy, hyperparameters=arguments or None)
-    except TypeError as error:
-        raise ValueError(f"--source-params {params} do not fit source {name!r}: {error}") from error
+        return ad.make_source(
+            {
+                "name": f"sb3_{name}",
+                "hyperparameters": {"algorithm": name.upper(), "policy": policy, **arguments},
+            }
+        )
+    return ad.make_source({"name": name, "hyperparameters": params})
 
 
 def run_ad_collect(config: AdCollectConfig) -> None:

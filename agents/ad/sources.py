@@ -17,6 +17,7 @@ each task and records every transition of its single learning stream with a call
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 from abc import ABC, abstractmethod
@@ -747,25 +748,25 @@ class SB3Source(Source):
             raise ValueError(
                 f"hyperparameters={hyperparameters!r} is not allowed; give a dict of keyword arguments"
             )
-        import inspect
-
+        given = set(hyperparameters or {})
+        if {"seed", "verbose"} & given:
+            raise ValueError(
+                f"hyperparameters={hyperparameters!r}: 'seed' and 'verbose' are set per task by collect()"
+            )
         # Recorded in datasets and models, and rebuilt from them by make_source: no paths to write
         # (tensorboard_log) and no classes (replay/rollout buffer classes) among them.
         accepted = {
             name
             for name in inspect.signature(found.__init__).parameters
-            if name not in {"self", "policy", "env", "tensorboard_log", "_init_setup_model"}
+            if name
+            not in {"self", "policy", "env", "seed", "verbose", "tensorboard_log", "_init_setup_model"}
             and not name.endswith("_class")
         }
-        unknown = sorted(set(hyperparameters or {}) - accepted)
+        unknown = sorted(given - accepted)
         if unknown:
             raise ValueError(
                 f"hyperparameters={hyperparameters!r}: {unknown} are not arguments of {found.__name__}; "
-                f"allowed: {sorted(accepted - {'seed', 'verbose'})}"
-            )
-        if {"seed", "verbose"} & set(hyperparameters or {}):
-            raise ValueError(
-                f"hyperparameters={hyperparameters!r}: 'seed' and 'verbose' are set per task by collect()"
+                f"allowed: {sorted(accepted)}"
             )
         self.algorithm: type[BaseAlgorithm] = found
         self.policy = policy

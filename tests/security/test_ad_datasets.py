@@ -779,3 +779,38 @@ def test_valid_files_load_through_every_loader(
         assert len(result) == 7 and all(len(history) == 40 for history in result.histories)
         assert float(result.episode_returns().sum()) >= 0
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The source a model or dataset records, rebuilt by make_source (not by any loader)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "match"),
+    [
+        # A recorded name reaches only SB3's algorithm classes, never another attribute or a module.
+        ({"algorithm": "get_system_info", "policy": "MlpPolicy"}, "is not an SB3 or sb3-contrib algorithm"),
+        ({"algorithm": "os.system", "policy": "MlpPolicy"}, "is not an SB3 or sb3-contrib algorithm"),
+        # No path to write to, no class to construct.
+        ({"algorithm": "PPO", "policy": "MlpPolicy", "tensorboard_log": "<outside>"}, "tensorboard_log"),
+        (
+            {"algorithm": "PPO", "policy": "MlpPolicy", "rollout_buffer_class": "os.system"},
+            "rollout_buffer_class",
+        ),
+    ],
+)
+def test_a_tampered_recorded_sb3_source_is_refused_by_make_source_and_writes_nothing(
+    tmp_path: Path, hyperparameters: dict[str, Any], match: str
+) -> None:
+    from zoo.agents.ad import load_pretrained, make_source
+
+    outside = tmp_path / "outside"
+    hyperparameters = {
+        key: str(outside) if value == "<outside>" else value for key, value in hyperparameters.items()
+    }
+    model = load_pretrained("zoo/DarkRoom-v0", device="cpu")
+    model.metadata["source"] = {"name": "sb3_ppo", "hyperparameters": hyperparameters}
+    with pytest.raises(ValueError, match=match):
+        make_source(model.metadata["source"])
+    assert not outside.exists()
