@@ -32,7 +32,6 @@ import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +265,31 @@ def _task_set(env_id: str, spec: tuple[str, int, int | None]) -> list[Any]:
     return list(zoo.envs.tasks(env_id, split))[start:stop]
 
 
+def _scratch_key(
+    description: dict[str, Any], env_id: str, tasks: list[Any], episodes: int, seed: int, cache: Path | None
+) -> tuple[str, Path | None]:
+    """The cache key of a from-scratch curve and its file under ``cache`` (None without a cache)."""
+    key = json.dumps(
+        [description, env_id, [np.asarray(t).tolist() for t in tasks], episodes, seed], sort_keys=True
+    )
+    return key, None if cache is None else cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+
+def _cached_scratch_curve(
+    description: dict[str, Any], env_id: str, tasks: list[Any], episodes: int, seed: int, cache: Path | None
+) -> list[float] | None:
+    """The cached curve of :func:`_scratch_curve`, or None when it was never computed."""
+    _, path = _scratch_key(description, env_id, tasks, episodes, seed, cache)
+    if path is None or not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())["mean"]
+    except (ValueError, KeyError) as error:
+        raise SystemExit(
+            f"cached curve {path} cannot be read ({error}); delete it to recompute it"
+        ) from error
+
+
 def _scratch_curve(
     description: dict[str, Any], env_id: str, tasks: list[Any], episodes: int, seed: int, cache: Path | None
 ) -> list[float]:
@@ -274,12 +298,10 @@ def _scratch_curve(
     The curve depends only on the learner, the tasks, the episodes and the seed (not on AD's
     training seed), so the training seeds of a grid share it.
     """
-    key = json.dumps(
-        [description, env_id, [np.asarray(t).tolist() for t in tasks], episodes, seed], sort_keys=True
-    )
-    path = None if cache is None else cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
-    if path is not None and path.exists():
-        return json.loads(path.read_text())["mean"]
+    cached = _cached_scratch_curve(description, env_id, tasks, episodes, seed, cache)
+    if cached is not None:
+        return cached
+    key, path = _scratch_key(description, env_id, tasks, episodes, seed, cache)
     torch.set_num_threads(1)
     curve = source_learning_curve(make_source(description), env_id, tasks=tasks, episodes=episodes, seed=seed)
     mean = _rounded(curve.mean)
@@ -322,18 +344,25 @@ def _evaluate(
     scratch_seeds = (
         eval_seeds if recipe.source_eval_seeds is None else min(eval_seeds, recipe.source_eval_seeds)
     )
-    scratch: dict[str, list[list[float]]] = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) if jobs > 1 else nullcontext() as pool:
-        for label, description in learners.items():
-            arguments = [
-                (description, env_id, tasks, recipe.source_episodes, 10_000 + eval_seed, cache)
-                for eval_seed in range(scratch_seeds)
-            ]
-            if pool is None:
-                scratch[label] = [_scratch_curve(*item) for item in arguments]
-            else:  # a slow source (SB3's PPO) learns the evaluation seeds in parallel processes
-                scratch[label] = list(pool.map(_scratch_curve, *zip(*arguments)))
+    scratch: dict[str, list[list[float] | None]] = {}
+    todo: list[tuple[str, int, tuple[Any, ...]]] = []  # the curves not in the cache
+    for label, description in learners.items():
+        arguments = [
+            (description, env_id, tasks, recipe.source_episodes, 10_000 + eval_seed, cache)
+            for eval_seed in range(scratch_seeds)
+        ]
+        scratch[label] = [_cached_scratch_curve(*item) for item in arguments]
+        todo += [
+            (label, index, item) for index, item in enumerate(arguments) if scratch[label][index] is None
+        ]
+    if jobs > 1 and len(todo) > 1:  # a slow source (SB3's PPO) learns the evaluation seeds in parallel
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+            computed = list(pool.map(_scratch_curve, *zip(*(item for _, _, item in todo))))
+    else:
+        computed = [_scratch_curve(*item) for _, _, item in todo]
+    for (label, index, _), curve in zip(todo, computed, strict=True):
+        scratch[label][index] = curve
     return {
         "ad": curves,
         "source": scratch.pop("source"),
