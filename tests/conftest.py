@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import gymnasium
@@ -13,6 +16,17 @@ import pytest
 
 #: The organisation the local Hub fixture uses for pushes and teacher repos.
 HUB_ORG = "zoo-test"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` (not a package) imported as a module, for testing its helpers."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while its classes are made
+    spec.loader.exec_module(module)
+    return module
 
 
 #: Where Gymnasium's TimeLimit lives, as found before any test module runs (``None``: absent).

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_benchmark
 
 import zoo.envs
 
@@ -18,14 +17,7 @@ THOMPSON = {"name": "thompson", "hyperparameters": {}}
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "ad_pretrained_bench", ROOT / "benchmarks" / "ad_pretrained.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ad_pretrained")
 
 
 def test_a_scratch_curve_is_computed_once_then_read_from_the_cache(bench: ModuleType, tmp_path: Path) -> None:
