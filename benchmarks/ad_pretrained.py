@@ -293,14 +293,12 @@ def _cached_scratch_curve(
 def _scratch_curve(
     description: dict[str, Any], env_id: str, tasks: list[Any], episodes: int, seed: int, cache: Path | None
 ) -> list[float]:
-    """A learner's mean return per episode learning ``tasks`` from scratch; computed once per cache.
+    """A learner's mean return per episode learning ``tasks`` from scratch, written to ``cache``.
 
     The curve depends only on the learner, the tasks, the episodes and the seed (not on AD's
-    training seed), so the training seeds of a grid share it.
+    training seed), so the training seeds of a grid share it: callers look it up first with
+    :func:`_cached_scratch_curve` and compute only the missing ones.
     """
-    cached = _cached_scratch_curve(description, env_id, tasks, episodes, seed, cache)
-    if cached is not None:
-        return cached
     key, path = _scratch_key(description, env_id, tasks, episodes, seed, cache)
     torch.set_num_threads(1)
     curve = source_learning_curve(make_source(description), env_id, tasks=tasks, episodes=episodes, seed=seed)

@@ -87,6 +87,10 @@ class Cell:
     metric: str = "success"
     """``success`` (goal ever reached in the episode) or ``return``."""
 
+    def budget(self, budget_scale: float = 1.0) -> int:
+        """Environment steps of a run at ``budget_scale`` (a smoke run's budget is below 1)."""
+        return max(round(self.steps * budget_scale), 1)
+
 
 def grid() -> list[Cell]:
     """The issue's grid, baselines first."""
@@ -265,7 +269,7 @@ def run_cell(
     from zoo.algos import algo_class
 
     th.set_num_threads(1)
-    steps = max(round(cell.steps * budget_scale), 1)
+    steps = cell.budget(budget_scale)
     eval_every = max(round(cell.eval_every * budget_scale), 1)
     env = gym.make(cell.env_id)
     kwargs = agent_kwargs(cell, steps, env)
@@ -372,7 +376,7 @@ def pending(
         for cell in cells:
             path = result_path(results, cell.name, seed, budget_scale)
             steps = finished_steps(path)
-            expected = max(round(cell.steps * budget_scale), 1)
+            expected = cell.budget(budget_scale)
             if steps is None:
                 todo.append((cell, seed))
             elif steps != expected:
@@ -463,7 +467,7 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
 def listing(cells: list[Cell], seeds: list[int], results: Path, budget_scale: float) -> str:
     lines = ["config | algo | env | steps | seeds done | seeds missing"]
     for cell in cells:
-        expected = max(round(cell.steps * budget_scale), 1)
+        expected = cell.budget(budget_scale)
         ran = {s: finished_steps(result_path(results, cell.name, s, budget_scale)) for s in seeds}
         done = [s for s in seeds if ran[s] == expected]
         missing = [s if ran[s] is None else f"{s} (file has {ran[s]} steps)" for s in seeds if s not in done]
