@@ -161,8 +161,11 @@ def agent_kwargs(cell: Cell, steps: int, env: Any) -> dict[str, Any]:
         kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(noise_std) * np.ones(dim))
     if kwargs.get("replay_buffer_class") == "HerReplayBuffer":
         kwargs["replay_buffer_class"] = HerReplayBuffer
-    if steps < cell.steps:  # a smoke run (--budget-scale): the warm-up shrinks with the budget
-        kwargs["learning_starts"] = round(int(kwargs.get("learning_starts", 100)) * steps / cell.steps)
+    if steps < cell.steps:  # a smoke run (--budget-scale): the warm-up shrinks with the budget,
+        # but never below one whole episode (HER samples only from finished episodes)
+        episode = (env.spec.max_episode_steps if env.spec is not None else None) or 1
+        scaled = round(int(kwargs.get("learning_starts", 100)) * steps / cell.steps)
+        kwargs["learning_starts"] = max(scaled, episode)
     kwargs["buffer_size"] = min(int(kwargs.get("buffer_size", 1_000_000)), max(steps, 10_000))
     return kwargs
 
