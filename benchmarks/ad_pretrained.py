@@ -17,7 +17,13 @@ interrupted grid resumes where it stopped, and the grid can be completed over se
 
 ``--bundle`` copies the model of training seed 0 (not the best seed) into
 ``agents/ad/bundled/<EnvName>/`` and writes its model card (``README.md``) with the recipe and
-the summary over every finished seed.
+the summary over every finished seed. What is bundled is the recipe, or for an env of
+:data:`BUNDLED_VARIANTS` that ``--set`` variant of it (Dark Room's is the best cell of the
+ablation, ``benchmarks/ad_ablation.py``, with 8x its histories and steps)::
+
+    python benchmarks/ad_pretrained.py --env zoo/DarkRoom-v0 --seeds 0 1 2 --jobs 2 \
+        --set model.n_layers=1 model.n_heads=2 model.embed_dim=32 subsample=16 task_repeats=32 train_steps=16000
+    python benchmarks/ad_pretrained.py --env zoo/DarkRoom-v0 --bundle   # seed 0 of that variant
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ EVALUATIONS = (
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that makes one bundled model (recorded in its model card)."""
+    """Everything that makes one model of the grid (recorded in the bundled model's card)."""
 
     #: ``{"name": ..., "hyperparameters": {...}}`` (see ``zoo.agents.ad.make_source``).
     source: dict[str, Any]
@@ -222,6 +228,20 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 
+#: The ``--set`` variant of an env's recipe whose training seed 0 is bundled (absent: the recipe
+#: itself). Dark Room: the ablation's best cell (context 200, every 16th episode, 1 layer x width
+#: 32) with 32 instead of 4 histories per goal and 8x the gradient steps (BENCHMARKS.md, the
+#: ablation's data-scale rows); the recipe stays the ablation's reference cell c200-s8-2x64.
+BUNDLED_VARIANTS: dict[str, tuple[str, ...]] = {
+    "zoo/DarkRoom-v0": (
+        "model.n_layers=1",
+        "model.n_heads=2",
+        "model.embed_dim=32",
+        "subsample=16",
+        "task_repeats=32",
+        "train_steps=16000",
+    ),
+}
 #: Recipes run for the benchmark only, never bundled into the package.
 BENCHMARK_ONLY = ("zoo/Watermaze-v0",)
 
@@ -627,10 +647,12 @@ def bundle(env_id: str, work: Path) -> Path:
         raise SystemExit(
             f"{env_id}: a benchmark recipe, not a bundled model (bundled: the other --env choices)"
         )
-    recipe = RECIPES[env_id]
-    model = work / _name(env_id) / "seed0" / "model"
-    if not result_path(env_id, 0).exists() or not (model / "model.safetensors").exists():
-        raise SystemExit(f"train seed 0 of {env_id} first (no {result_path(env_id, 0)} or {model})")
+    overrides = BUNDLED_VARIANTS.get(env_id, ())
+    recipe, variant = resolve(env_id, overrides)
+    model = work / _name(env_id) / (variant or ".") / "seed0" / "model"
+    result = result_path(env_id, 0, variant)
+    if not result.exists() or not (model / "model.safetensors").exists():
+        raise SystemExit(f"train seed 0 of {env_id} first (no {result} or {model})")
     target = BUNDLE_ROOT / _name(env_id)
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
@@ -638,6 +660,7 @@ def bundle(env_id: str, work: Path) -> Path:
     kept = f"every {recipe.subsample}th episode kept" if recipe.subsample > 1 else "every episode kept"
     # The source as the weights' own config records it (every hyper-parameter, defaults included).
     source = json.loads((target / "config.json").read_text())["metadata"]["source"]
+    set_items = f" --set {' '.join(overrides)}" if overrides else ""
     card = f"""# Algorithm Distillation for `{env_id}` (bundled with distill-zoo)
 
 Load it with `zoo.agents.ad.load_pretrained("{env_id}")`; no network. The weights are training
@@ -645,8 +668,8 @@ seed 0 of the grid below (chosen before looking at results, not the best seed).
 
 ## Recipe
 
-Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2` and bundled with
-`--bundle`.
+Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2{set_items}` and
+bundled with `--bundle`.
 
 - Source: `{source["name"]}` with {json.dumps(source["hyperparameters"])}. {recipe.notes}
 - Data: one learning history of {recipe.history_episodes} episodes per train task, {recipe.task_repeats}
@@ -660,7 +683,7 @@ Trained by `python benchmarks/ad_pretrained.py --env {env_id} --seeds 0 1 2` and
 
 ## Results
 
-{summary(env_id)}
+{summary(env_id, overrides)}
 """
     atomic_write_text(target / "README.md", card)
     return target
@@ -695,7 +718,9 @@ def main() -> None:
         return
     if args.bundle:
         if variant:
-            parser.error("--bundle takes the recipe itself, not a --set variant")
+            parser.error(
+                "--bundle takes no --set: it bundles the recipe, or the env's BUNDLED_VARIANTS entry"
+            )
         print(f"wrote {bundle(args.env, args.work)}")
         return
     missing = [seed for seed in args.seeds if not result_path(args.env, seed, variant).exists()]

@@ -22,9 +22,11 @@ from zoo.agents.ad import (
 from zoo.envs.darkroom import DarkRoomEnv
 
 ROOM = "zoo/DarkRoom-v0"
-#: Fraction of the optimum the bundled Dark Room model reaches at in-context episode 30 (measured
-#: over 3 training seeds x 10 evaluation seeds in BENCHMARKS.md; this is the bundled seed's floor).
-AD_EPISODE_30 = 0.7
+#: Fractions of the optimum the bundled Dark Room model reaches at in-context episodes 20 and 30
+#: (its seed 0 measures 0.805 and 0.87 over 10 evaluation seeds, the 3 training seeds 0.82 and 0.88:
+#: BENCHMARKS.md); floors a little below the bundled seed's own numbers.
+AD_EPISODE_20 = 0.75
+AD_EPISODE_30 = 0.8
 
 
 BUNDLED = ["zoo/AdversarialBandit-v0", "zoo/DarkKeyToDoor-v0", "zoo/DarkRoom-v0", "zoo/DarkRoomHard-v0"]
@@ -152,6 +154,7 @@ def test_bundled_dark_room_model_out_learns_its_source_on_held_out_goals_as_load
         [source_learning_curve(source, ROOM, episodes=30, seed=seed).mean for seed in seeds]
     ).mean(axis=0)
     assert ad[0] < 0.25 * optimal
+    assert ad[19] >= AD_EPISODE_20 * optimal
     assert ad[29] >= AD_EPISODE_30 * optimal
     assert ad[29] >= 1.8 * scratch[29]
 

@@ -1,7 +1,10 @@
-"""``benchmarks/ad_pretrained.py``'s cache of from-scratch learning curves (shared by training seeds)."""
+"""``benchmarks/ad_pretrained.py``: its cache of from-scratch learning curves (shared by training seeds), and
+the bundled models' cards naming the command that trained them."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -9,6 +12,7 @@ import pytest
 from conftest import load_benchmark
 
 import zoo.envs
+from zoo.agents.ad import available_pretrained, pretrained_path
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOM = "zoo/DarkRoom-v0"
@@ -40,3 +44,25 @@ def test_a_corrupt_cached_curve_names_its_file(bench: ModuleType, tmp_path: Path
     path.write_text("{truncated")
     with pytest.raises(SystemExit, match=rf"cached curve {path} cannot be read.*delete it"):
         bench._cached_scratch_curve(THOMPSON, ROOM, tasks, 3, 0, tmp_path)
+
+
+@pytest.mark.parametrize("env_id", available_pretrained())
+def test_a_bundled_card_names_the_command_that_trained_its_weights(bench: ModuleType, env_id: str) -> None:
+    # Running the card's command again (recipe, or its --set variant) trains weights of this shape
+    # from this source: the card, the script and the shipped config agree.
+    folder = pretrained_path(env_id)
+    card = (folder / "README.md").read_text()
+    config = json.loads((folder / "config.json").read_text())
+    command = re.search(
+        r"Trained by `python benchmarks/ad_pretrained\.py --env (\S+) --seeds 0 1 2(?: --set ([^`]+))?`", card
+    )
+    assert command is not None and command[1] == env_id
+    overrides = tuple(command[2].split()) if command[2] else ()
+    assert overrides == bench.BUNDLED_VARIANTS.get(env_id, ())
+    recipe, _ = bench.resolve(env_id, overrides)
+    assert config["num_steps"] == recipe.train_steps
+    assert config["hyperparameters"]["subsample"] == recipe.subsample
+    for key in ("context_length", "n_layers", "n_heads", "embed_dim"):
+        assert config["model"][key] == recipe.model[key], key
+    assert config["metadata"]["source"]["name"] == recipe.source["name"]
+    assert f"{recipe.task_repeats}\n  histories per task" in card
