@@ -78,6 +78,16 @@ class HubError(RuntimeError):
         # OSError subclasses (FileNotFoundError) would otherwise format "[Errno None] ...".
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its keyword arguments (the default pickles only the message, and the class
+        # then cannot be rebuilt), so an error raised in a worker process reaches the caller.
+        keywords = {"repo_id": self.repo_id, "revision": self.revision, "filename": self.filename}
+        return (_rebuild_hub_error, (type(self), self.message, keywords))
+
+
+def _rebuild_hub_error(cls: type[HubError], message: str, keywords: dict[str, Any]) -> HubError:
+    return cls(message, **keywords)
+
 
 class HubNotFoundError(HubError, FileNotFoundError):
     """The repo, revision or file does not exist on the Hub."""

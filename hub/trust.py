@@ -44,6 +44,17 @@ class UntrustedFileError(ValueError):
         where = f"{self.path}: field {field!r}" if field else str(self.path)
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its own arguments, so the error raised in a worker process (a process pool,
+        # Ray) reaches the caller as itself instead of breaking the pool.
+        return (_rebuild_untrusted_file_error, (type(self), str(self.path), self.problem, self.field))
+
+
+def _rebuild_untrusted_file_error(
+    cls: type[UntrustedFileError], path: str, problem: str, field: str | None
+) -> UntrustedFileError:
+    return cls(path, problem, field=field)
+
 
 # --------------------------------------------------------------------------------------------
 # Limits: what a file may ask for before anything is allocated
@@ -1240,14 +1251,34 @@ def npy_header(path: str | os.PathLike[str], *, root: str | os.PathLike[str]) ->
     return tuple(shape), dtype
 
 
+#: Arrays at least this large are memory-mapped by :func:`load_npy`; smaller ones are read into
+#: memory. A memory map holds an open file descriptor for as long as the array lives, so a dataset
+#: of thousands of small per-task files would otherwise exceed the usual limit of 1024 open files.
+MMAP_MIN_BYTES = 1 << 20
+
+
 def load_npy(path: str | os.PathLike[str], *, root: str | os.PathLike[str]) -> Any:
-    """Memory-map a ``.npy`` array after :func:`npy_header` accepted it (never unpickles)."""
+    """Load a ``.npy`` array after :func:`npy_header` accepted it (never unpickles).
+
+    Arrays of :data:`MMAP_MIN_BYTES` or more are memory-mapped read-only, smaller ones read.
+    """
+    import errno
+
     import numpy as np
 
-    npy_header(path, root=root)
+    shape, dtype = npy_header(path, root=root)
+    mmap = math.prod(shape) * dtype.itemsize >= MMAP_MIN_BYTES
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except OSError as error:
+        if error.errno == errno.EMFILE:
+            raise UntrustedFileError(
+                path,
+                "cannot be opened: too many open files (every memory-mapped array of "
+                f"{MMAP_MIN_BYTES} bytes or more keeps one open); raise the limit (`ulimit -n`)",
+            ) from error
+        raise UntrustedFileError(path, f"cannot be read: {error}") from error
+    except (ValueError, EOFError) as error:
         raise UntrustedFileError(path, f"cannot be read: {error}") from error
 
 
@@ -1635,7 +1666,7 @@ def load_optional_history_arrays(
     :param arrays: the task's four checked arrays.
     :param names: the optional arrays a history may have (``terminated``, ``truncated``,
         ``final_observations``).
-    :return: the ones listed, memory-mapped.
+    :return: the ones listed, loaded by :func:`load_npy`.
     """
     import numpy as np
 

@@ -38,13 +38,36 @@ def _collect(directory, **kwargs):
     return collect_histories(**arguments)
 
 
+def test_large_arrays_stay_memory_mapped(tmp_path, monkeypatch):
+    from zoo.hub import trust
+
+    _collect(tmp_path / "data")
+    monkeypatch.setattr(trust, "MMAP_MIN_BYTES", 0)
+    for history in HistoryDataset.load(tmp_path / "data").histories:
+        assert isinstance(history.observations, np.memmap) and isinstance(history.actions, np.memmap)
+        assert not history.observations.flags.writeable
+
+
+def test_loading_many_small_histories_does_not_keep_a_file_open_each(tmp_path):
+    # A memory map keeps its file open; 800 bandit tasks x 7 arrays once exceeded the usual
+    # limit of 1024 open files ("Too many open files"). Small arrays are read, so the open files
+    # do not grow with the number of tasks.
+    bandit = "zoo/AdversarialBandit-v0"
+    tasks = zoo.envs.tasks(bandit, "train")[:300]
+    collect_histories(bandit, ThompsonSampling(), tmp_path / "bandit", episodes=5, tasks=tasks, seed=0)
+    before = len(os.listdir("/proc/self/fd"))
+    dataset = HistoryDataset.load(tmp_path / "bandit")
+    assert len(dataset) == 300
+    assert len(os.listdir("/proc/self/fd")) - before < 10
+
+
 def test_round_trip_collect_memmap_reload(tmp_path):
     dataset = _collect(tmp_path / "data")
     tasks = zoo.envs.tasks(ROOM, "train", **SMALL)
     assert dataset.tasks == tasks and len(dataset) == len(tasks)
     reloaded = HistoryDataset.load(tmp_path / "data")
     for history in reloaded.histories:
-        assert isinstance(history.observations, np.memmap)
+        assert not isinstance(history.observations, np.memmap)  # small arrays are read
         assert len(history) == 6 * 20 and history.episodes == 6  # DarkRoom: 20-step episodes
         assert history.dones[19::20].all() and history.dones.sum() == 6
         assert history.actions.dtype == np.int64 and history.rewards.dtype == np.float32

@@ -201,3 +201,24 @@ def test_safetensors_header_must_tile_the_file(tmp_path):
     np.save(tmp_path / "fake.safetensors", np.zeros(3))  # another format behind the name
     with pytest.raises(UntrustedFileError, match=r"fake\.safetensors"):
         trust.safetensors_header(tmp_path / "fake.safetensors.npy")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UntrustedFileError("/data/run/manifest.json", "is not JSON", field="episodes"),
+        hub.HubError("no such revision", repo_id="org/agent", revision="v2", filename="config.json"),
+        hub.HubNotFoundError("not found", repo_id="org/agent", filename="model.safetensors"),
+        hub.UnsafeFormatError("only a pickle", repo_id="org/agent", filename="model.zip"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_errors_survive_pickling_so_a_worker_process_reports_them(error: Exception) -> None:
+    # A process pool (or Ray) pickles a worker's exception; one that cannot be rebuilt breaks the
+    # pool ("BrokenProcessPool") and hides the message, so each must round-trip as itself.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)

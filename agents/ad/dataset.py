@@ -17,8 +17,9 @@ Step ``t`` of a history is the source's transition ``(o_t, a_t, r_t, done_t)`` i
 it learned. Arrays are written with :func:`numpy.lib.format.open_memmap` into a temporary
 file in the same directory and renamed into place; the manifest is rewritten atomically
 after every task, so an interrupted collection loses at most the task in progress and a
-reader never sees a half-written task. Arrays are loaded memory-mapped with
-``allow_pickle=False``.
+reader never sees a half-written task. Arrays are loaded with ``allow_pickle=False``, memory-mapped
+from 1 MiB (``zoo.hub.trust.MMAP_MIN_BYTES``) and read below it: a memory map keeps its file
+open, and a dataset of thousands of small histories would exceed the open-file limit.
 
 The optional arrays (written by :func:`zoo.agents.ad.collect_histories`; older datasets lack
 them) keep what ``dones`` merges: whether an episode ended in a terminal state or at the time
@@ -236,7 +237,7 @@ def _load_array(path: Path, expected: dict[str, Any], root: Path) -> np.ndarray:
 
 
 class HistoryDataset:
-    """A loaded learning-history dataset (arrays stay memory-mapped).
+    """A loaded learning-history dataset (arrays of 1 MiB or more stay memory-mapped).
 
     :param histories: one :class:`History` per task, in task order.
     :param manifest: the manifest (header fields; ``completed`` is ignored).
