@@ -271,6 +271,17 @@ def test_collection_refuses_bad_parallel_settings(tmp_path) -> None:
         collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "b", episodes=1, address="")
 
 
+def test_collection_names_tasks_when_given_a_count_instead_of_tasks(tmp_path) -> None:
+    # tasks=100 reads as "100 tasks"; it must say how to ask for that, not fail deep in list().
+    with pytest.raises(
+        ValueError, match=r"tasks=100 is not allowed.*tasks=zoo\.envs\.tasks\(env_id, split\)\[:n\]"
+    ):
+        collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "a", episodes=1, tasks=100)
+    with pytest.raises(ValueError, match="tasks='train' is not allowed; give a sequence of tasks"):
+        collect_histories("zoo/DarkRoom-v0", TabularQLearning(), tmp_path / "b", episodes=1, tasks="train")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
+
+
 def test_noisy_expert_swims_for_the_watermaze_platform_and_records_frames(tmp_path):
     # The expert reads each swimmer's state; the history holds the frames, and the same batch of
     # tasks gives the same frames through the native vector env and a SyncVectorEnv of single envs.

@@ -21,7 +21,7 @@ import inspect
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -956,6 +956,16 @@ def collect_histories(
     check_integer("seed", seed, 0)
     if tasks is None:
         tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
+    elif isinstance(tasks, (str, bytes, dict)) or not isinstance(tasks, Iterable):
+        hint = (
+            " (for the first n tasks: tasks=zoo.envs.tasks(env_id, split)[:n])"
+            if isinstance(tasks, int)
+            else ""
+        )
+        raise ValueError(
+            f"tasks={tasks!r} is not allowed; give a sequence of tasks, or None for every task of split={split!r}"
+            + hint
+        )
     tasks = list(tasks)
     if not tasks:
         raise ValueError("tasks=[] is empty; give at least one task")
