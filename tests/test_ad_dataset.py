@@ -282,6 +282,29 @@ def test_collection_names_tasks_when_given_a_count_instead_of_tasks(tmp_path) ->
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
 
 
+def test_every_function_taking_tasks_names_a_count_the_same_way(tmp_path) -> None:
+    from zoo.agents.ad import (
+        evaluate_in_context,
+        evaluate_rl2,
+        load_pretrained,
+        source_learning_curve,
+        train_rl2,
+    )
+
+    count = r"tasks=3 is not allowed; give a sequence of tasks.*\[:n\]"
+    with pytest.raises(ValueError, match=count):
+        source_learning_curve(TabularQLearning(), "zoo/DarkRoom-v0", episodes=1, tasks=3)
+    with pytest.raises(ValueError, match=count):
+        train_rl2("zoo/DarkRoom-v0", total_timesteps=8, tasks=3)
+    with pytest.raises(ValueError, match=count):
+        evaluate_rl2(None, "zoo/DarkRoom-v0", tasks=3)
+    with pytest.raises(ValueError, match=r"tasks=\[\] is empty"):
+        source_learning_curve(TabularQLearning(), "zoo/DarkRoom-v0", episodes=1, tasks=[])
+    model = load_pretrained("zoo/DarkRoom-v0")
+    with pytest.raises(ValueError, match=count):
+        evaluate_in_context(model, "zoo/DarkRoom-v0", episodes=1, tasks=3)
+
+
 def test_noisy_expert_swims_for_the_watermaze_platform_and_records_frames(tmp_path):
     # The expert reads each swimmer's state; the history holds the frames, and the same batch of
     # tasks gives the same frames through the native vector env and a SyncVectorEnv of single envs.

@@ -18,7 +18,7 @@ import numpy as np
 
 from .dataset import HistoryDataset
 from .evaluation import InContextResult, result_from_histories
-from .sources import NoisyExpert, Source, check_source, collect_histories
+from .sources import NoisyExpert, Source, check_source, collect_histories, resolve_tasks
 
 __all__ = [
     "TrialWrapper",
@@ -61,12 +61,8 @@ def source_learning_curve(
     :param env_kwargs: constructor arguments.
     :param seed: seed.
     """
-    import zoo.envs
-
     env_kwargs = dict(env_kwargs or {})
-    if tasks is None:
-        tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
-    tasks = list(tasks)
+    tasks = resolve_tasks(env_id, tasks, split, env_kwargs)
     probe = gym.make(env_id, **env_kwargs)
     try:
         check_source(source, env_id, probe)  # UCB on Dark Room would otherwise run silently
@@ -190,12 +186,8 @@ def train_rl2(
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    import zoo.envs
-
     env_kwargs = dict(env_kwargs or {})
-    if tasks is None:
-        tasks = zoo.envs.tasks(env_id, "train", **env_kwargs)
-    tasks = list(tasks)
+    tasks = resolve_tasks(env_id, tasks, "train", env_kwargs)
     vec_env = make_vec_env(
         lambda: TrialWrapper(gym.make(env_id, **env_kwargs), tasks, episodes_per_trial),
         n_envs=n_envs,
@@ -230,12 +222,8 @@ def evaluate_rl2(
     """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    import zoo.envs
-
     env_kwargs = dict(env_kwargs or {})
-    if tasks is None:
-        tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
-    tasks = list(tasks)
+    tasks = resolve_tasks(env_id, tasks, split, env_kwargs)
     vec_env = DummyVecEnv(
         [(lambda task=task: TrialWrapper(gym.make(env_id, **env_kwargs), [task], episodes)) for task in tasks]
     )

@@ -15,7 +15,7 @@ from zoo.envs.base import check_bool, check_integer, check_real
 from .algorithm import AlgorithmDistillation
 from .dataset import History
 from .model import KV_CACHE_KINDS
-from .sources import VectorPolicy, make_task_vector_env, run_vectorised
+from .sources import VectorPolicy, make_task_vector_env, resolve_tasks, run_vectorised
 
 __all__ = ["InContextResult", "evaluate_in_context", "result_from_histories"]
 
@@ -181,8 +181,6 @@ def evaluate_in_context(
         :meth:`zoo.agents.ad.TransformerPolicy.empty_cache`).
     :return: an :class:`InContextResult`.
     """
-    import zoo.envs
-
     if env_id != model.env_id:
         raise ValueError(
             f"env_id={env_id!r} does not match the model's environment {model.env_id!r} "
@@ -200,9 +198,7 @@ def evaluate_in_context(
     check_bool("deterministic", deterministic)
     if kv_cache not in KV_CACHE_KINDS:
         raise ValueError(f"kv_cache={kv_cache!r} is not allowed; use one of {KV_CACHE_KINDS}")
-    if tasks is None:
-        tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
-    tasks = list(tasks)
+    tasks = resolve_tasks(env_id, tasks, split, env_kwargs)
     if n_tasks is not None:
         tasks = tasks[:n_tasks]
     if not tasks:

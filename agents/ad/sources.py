@@ -44,7 +44,42 @@ __all__ = [
     "check_source",
     "collect_histories",
     "make_task_vector_env",
+    "resolve_tasks",
 ]
+
+
+def resolve_tasks(
+    env_id: str, tasks: Iterable[Any] | None, split: str, env_kwargs: dict[str, Any] | None = None
+) -> list[Any]:
+    """The tasks to run as a list: ``tasks`` itself, or every task of ``split`` when it is None.
+
+    :param env_id: a meta-RL environment id.
+    :param tasks: a sequence (or other iterable) of tasks, or None.
+    :param split: the task split used when ``tasks`` is None.
+    :param env_kwargs: environment constructor arguments (e.g. ``{"size": 3}``).
+    :return: a non-empty list of tasks.
+    :raises ValueError: naming ``tasks`` when it is a count, a string or otherwise not a collection
+        of tasks, or when it is empty.
+    """
+    import zoo.envs
+
+    if tasks is None:
+        return list(zoo.envs.tasks(env_id, split, **(env_kwargs or {})))
+    if isinstance(tasks, (str, bytes, dict)) or not isinstance(tasks, Iterable):
+        # tasks=100 reads as "100 tasks": say how to ask for that.
+        hint = (
+            " (for the first n tasks: tasks=zoo.envs.tasks(env_id, split)[:n])"
+            if isinstance(tasks, int)
+            else ""
+        )
+        raise ValueError(
+            f"tasks={tasks!r} is not allowed; give a sequence of tasks, or None for every task of "
+            f"split={split!r}{hint}"
+        )
+    resolved = list(tasks)
+    if not resolved:
+        raise ValueError("tasks=[] is empty; give at least one task")
+    return resolved
 
 
 def make_task_vector_env(
@@ -945,7 +980,6 @@ def collect_histories(
         Histories and resuming are the same as without Ray.
     :return: the loaded dataset.
     """
-    import zoo.envs
 
     env_kwargs = dict(env_kwargs or {})
     check_integer("episodes", episodes, 1)
@@ -954,21 +988,7 @@ def collect_histories(
     if address is not None and (not isinstance(address, str) or not address):
         raise ValueError(f"address={address!r} is not allowed; give a Ray address such as 'auto' or 'local'")
     check_integer("seed", seed, 0)
-    if tasks is None:
-        tasks = zoo.envs.tasks(env_id, split, **env_kwargs)
-    elif isinstance(tasks, (str, bytes, dict)) or not isinstance(tasks, Iterable):
-        hint = (
-            " (for the first n tasks: tasks=zoo.envs.tasks(env_id, split)[:n])"
-            if isinstance(tasks, int)
-            else ""
-        )
-        raise ValueError(
-            f"tasks={tasks!r} is not allowed; give a sequence of tasks, or None for every task of split={split!r}"
-            + hint
-        )
-    tasks = list(tasks)
-    if not tasks:
-        raise ValueError("tasks=[] is empty; give at least one task")
+    tasks = resolve_tasks(env_id, tasks, split, env_kwargs)
     probe = gym.make(env_id, task=tasks[0], **env_kwargs)
     try:
         check_source(source, env_id, probe)  # before anything is written to ``directory``
