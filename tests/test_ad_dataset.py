@@ -303,6 +303,8 @@ def test_every_function_taking_tasks_names_a_count_the_same_way(tmp_path) -> Non
     model = load_pretrained("zoo/DarkRoom-v0")
     with pytest.raises(ValueError, match=count):
         evaluate_in_context(model, "zoo/DarkRoom-v0", episodes=1, tasks=3)
+    with pytest.raises(ValueError, match=r"tasks=\[\] is empty"):
+        evaluate_in_context(model, "zoo/DarkRoom-v0", episodes=1, tasks=[])
 
 
 def test_noisy_expert_swims_for_the_watermaze_platform_and_records_frames(tmp_path):

@@ -200,9 +200,7 @@ def evaluate_in_context(
         raise ValueError(f"kv_cache={kv_cache!r} is not allowed; use one of {KV_CACHE_KINDS}")
     tasks = resolve_tasks(env_id, tasks, split, env_kwargs)
     if n_tasks is not None:
-        tasks = tasks[:n_tasks]
-    if not tasks:
-        raise ValueError("no tasks to evaluate on (tasks is empty)")
+        tasks = tasks[:n_tasks]  # never empty: resolve_tasks refuses [] and n_tasks >= 1
     env = make_task_vector_env(env_id, tasks, env_kwargs, vectorization)
     model.policy.eval()
     try:

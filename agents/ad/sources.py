@@ -980,7 +980,6 @@ def collect_histories(
         Histories and resuming are the same as without Ray.
     :return: the loaded dataset.
     """
-
     env_kwargs = dict(env_kwargs or {})
     check_integer("episodes", episodes, 1)
     check_integer("tasks_per_batch", tasks_per_batch, 1)
