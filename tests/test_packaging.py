@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_wheel_installs_into_fresh_venv_and_registers_envs(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(REPO_ROOT)],
         check=True,
         capture_output=True,
+        text=True,
     )
+    # setuptools ships a data folder that Python could import but `packages` does not list only with a
+    # deprecation warning, and a later setuptools drops it: every such folder must be listed.
+    assert "Package would be ignored" not in build.stdout + build.stderr
     wheels = list(dist.glob("distill_zoo-*.whl"))
     assert len(wheels) == 1, wheels
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = set(wheel.namelist())
+    for bundle in (
+        "zoo/agents/ad/bundled/",
+        "zoo/hub/teachers/zoo-DarkRoom-v0/",
+        "zoo/hub/teachers/multitask/",
+    ):
+        assert any(name.startswith(bundle) and name.endswith(".safetensors") for name in names), bundle
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
