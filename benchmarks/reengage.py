@@ -26,9 +26,9 @@ Cells run as Ray Tune trials, one CPU (and one torch thread) each, so seeds and 
 parallel processes: locally by default (``--workers`` processes), on a cluster with
 ``--address``; the driver writes the result files, so workers need no shared disk.
 ``--backend serial`` runs the cells one after the other in this process. An unfinished cell keeps
-its model and replay buffer after every evaluation under ``--checkpoints`` (default
-``runs/reengage_checkpoints/``, a worker's local disk on a cluster) and the next run continues it
-from there, so a 250k-step cell survives an interrupted session (its file lists ``resumed_at``). ``--budget-scale``
+its model and replay buffer every ``--checkpoint-every`` evaluations (default 10) under
+``--checkpoints`` (default ``runs/reengage_checkpoints/``, a worker's local disk on a cluster) and
+the next run continues it from there, so a 250k-step cell survives an interrupted session (its file lists ``resumed_at``). ``--budget-scale``
 shrinks every budget (steps and evaluation period) for a smoke run; its files go to
 ``<results>/scale<x>/`` and never count as cells of the grid.
 
@@ -192,6 +192,10 @@ def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, 
 
 CHECKPOINTS = Path("runs/reengage_checkpoints")
 """Where unfinished cells keep their state between evaluations (the user's own run output)."""
+CHECKPOINT_EVERY = 10
+"""Evaluations between checkpoints: BitFlip n = 40's replay buffer is a 100 MB pickle, so a
+checkpoint after each of its 800 evaluations wrote about 80 GB per cell; every 10th writes 8 GB
+and an interruption loses at most 10 evaluation periods (20k steps, about a minute there)."""
 
 
 def checkpoint_path(checkpoints: Path, name: str, seed: int, budget_scale: float = 1.0) -> Path:
@@ -257,11 +261,12 @@ def run_cell(
     report: Any = None,
     checkpoints: Path | None = None,
     device: str = "cpu",
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> dict[str, Any]:
     """Train and evaluate one (cell, seed) on ``device``; ``report(point)`` is called after each evaluation.
 
-    With ``checkpoints``, the state after every evaluation is kept there and an interrupted cell
-    continues from its last evaluation: the curve is the same run's, but the random streams
+    With ``checkpoints``, the state after every ``checkpoint_every``-th evaluation is kept there
+    and an interrupted cell continues from its last checkpoint: the curve is the same run's, but the random streams
     restart at the resume (``resumed_at`` in the result lists those steps), so it is not
     bit-identical to an uninterrupted run. The checkpoint is deleted once the result is written.
     """
@@ -271,6 +276,8 @@ def run_cell(
     import zoo  # noqa: F401  (registers the environments)
     from zoo.algos import algo_class
 
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every={checkpoint_every!r}: must be an int >= 1 (evaluations)")
     th.set_num_threads(1)
     steps = cell.budget(budget_scale)
     eval_every = max(round(cell.eval_every * budget_scale), 1)
@@ -307,7 +314,7 @@ def run_cell(
         curve.append(point)
         if report is not None:
             report(point)
-        if folder is not None and done_steps < steps:
+        if folder is not None and done_steps < steps and len(curve) % checkpoint_every == 0:
             state = {
                 "steps": done_steps,
                 "curve": curve,
@@ -402,18 +409,20 @@ def finish(results: Path, checkpoints: Path | None, result: dict[str, Any], comm
 
 
 def run_serial(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
-               checkpoints: Path | None = None, device: str = "cpu") -> None:  # fmt: skip
+               checkpoints: Path | None = None, device: str = "cpu",
+               checkpoint_every: int = CHECKPOINT_EVERY) -> None:  # fmt: skip
     for cell, seed in todo:
 
         def show(point: dict[str, float], cell: Cell = cell, seed: int = seed) -> None:
             print(f"{cell.name} seed={seed} {point}", flush=True)
 
-        finish(results, checkpoints, run_cell(cell, seed, budget_scale, show, checkpoints, device), command)
+        result = run_cell(cell, seed, budget_scale, show, checkpoints, device, checkpoint_every)
+        finish(results, checkpoints, result, command)
 
 
 def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, command: str,
             address: str | None, workers: int, checkpoints: Path | None = None, device: str = "cpu",
-            gpus_per_trial: float = 0.0) -> None:  # fmt: skip
+            gpus_per_trial: float = 0.0, checkpoint_every: int = CHECKPOINT_EVERY) -> None:  # fmt: skip
     """One Ray Tune trial per (cell, seed), one CPU (and ``gpus_per_trial``) each; the driver writes
     each finished cell."""
     from ray import tune
@@ -427,7 +436,9 @@ def run_ray(todo: list[tuple[Cell, int]], results: Path, budget_scale: float, co
         def report(point: dict[str, float]) -> None:
             tune.report({**point, "done": False})
 
-        result = run_cell(cell, config["seed"], config["budget_scale"], report, checkpoints, device)
+        result = run_cell(
+            cell, config["seed"], config["budget_scale"], report, checkpoints, device, checkpoint_every
+        )
         tune.report({"steps": result["steps"], "done": True, "result_json": json.dumps(result)})
 
     class WriteResults(tune.Callback):
@@ -650,6 +661,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="with --device cuda: the GPU share Ray gives each trial (0.25: 4 per GPU)")  # fmt: skip
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
                         help="folder of the unfinished cells' state (resumed on the next run)")  # fmt: skip
+    parser.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="N",
+                        help="evaluations between checkpoints (an interruption loses at most N)")  # fmt: skip
     parser.add_argument("--no-checkpoints", action="store_true", help="keep no state between evaluations")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1),
@@ -657,6 +670,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.budget_scale <= 0:
         parser.error(f"--budget-scale {args.budget_scale:g}: must be > 0")
+    if args.checkpoint_every < 1:
+        parser.error(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (evaluations)")
     if not 0 < args.gpus_per_trial <= 1:
         parser.error(f"--gpus-per-trial {args.gpus_per_trial:g}: must be in (0, 1]")
     try:
@@ -695,11 +710,13 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
     checkpoints = None if args.no_checkpoints else args.checkpoints.resolve()
     if args.backend == "serial":
-        run_serial(todo, args.results, args.budget_scale, command, checkpoints, args.device)
+        run_serial(
+            todo, args.results, args.budget_scale, command, checkpoints, args.device, args.checkpoint_every
+        )
     else:
         gpus = args.gpus_per_trial if args.device.startswith("cuda") else 0.0
         run_ray(todo, args.results, args.budget_scale, command, args.address, args.workers, checkpoints,
-                args.device, gpus)  # fmt: skip
+                args.device, gpus, args.checkpoint_every)  # fmt: skip
 
 
 if __name__ == "__main__":

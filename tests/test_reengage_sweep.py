@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import ModuleType
@@ -78,3 +79,50 @@ def test_an_unreadable_result_file_is_named(sweep: ModuleType, tmp_path: Path) -
     path.write_text("{not json")
     with pytest.raises(SystemExit, match=r"result file .*__seed0\.json cannot be read"):
         sweep.pending([cell], [0], tmp_path, 1.0)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _small_cell(sweep: ModuleType) -> object:
+    """BitFlip n = 20 DQN+HER at 600 steps (half of a 1,200-step cell: HER learns from step 500),
+    evaluated on 2 episodes every 100 steps."""
+    cell = next(cell for cell in sweep.grid() if cell.name == "bitflip20-dqn-her")
+    return dataclasses.replace(cell, steps=1_200, eval_every=200, eval_episodes=2)
+
+
+def test_an_interrupted_cell_resumes_from_its_last_checkpoint(sweep: ModuleType, tmp_path: Path) -> None:
+    """With ``checkpoint_every=2`` a run stopped in its 4th evaluation resumes after the 2nd (not
+    the 3rd): the finished file keeps the first run's 2 points, lists the resume and has no
+    checkpoint left."""
+    cell = _small_cell(sweep)
+    checkpoints, results = tmp_path / "checkpoints", tmp_path / "results"
+    first: list[dict] = []
+
+    def stop_at_fourth(point: dict) -> None:
+        first.append(point)
+        if len(first) == 4:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        sweep.run_cell(cell, 0, 0.5, stop_at_fourth, checkpoints, checkpoint_every=2)
+    folder = sweep.checkpoint_path(checkpoints, cell.name, 0, 0.5)
+    state = json.loads((folder / "state.json").read_text())
+    assert state["steps"] == 200 and state["curve"] == first[:2]
+    assert sorted(path.name for path in folder.parent.iterdir()) == [folder.name]  # no .tmp / .old left
+
+    sweep.run_serial([(cell, 0)], results, 0.5, "test", checkpoints, checkpoint_every=2)
+    result = json.loads(sweep.result_path(results, cell.name, 0, 0.5).read_text())
+    assert [point["steps"] for point in result["curve"]] == [100, 200, 300, 400, 500, 600]
+    assert result["curve"][:2] == first[:2] and result["resumed_at"] == [200]
+    assert not folder.exists()
+
+
+def test_checkpoint_every_must_be_a_positive_count(sweep: ModuleType, tmp_path: Path, capsys) -> None:
+    cell = _small_cell(sweep)
+    with pytest.raises(ValueError, match=r"checkpoint_every=0: must be an int >= 1"):
+        sweep.run_cell(cell, 0, 0.5, None, tmp_path, checkpoint_every=0)
+    with pytest.raises(SystemExit):
+        sweep.main(["--checkpoint-every", "0", "--cells", cell.name])
+    assert "--checkpoint-every 0: must be >= 1" in capsys.readouterr().err
