@@ -3,7 +3,7 @@
 AD distilled from Beta-Bernoulli Thompson sampling can at best *be* Thompson sampling: the
 source's action distribution given a history is the probability that each arm's posterior draw
 is the largest, and AD's cross-entropy is minimised by exactly that distribution. So AD's extra
-regret (BENCHMARKS.md: 18.0 vs Thompson's 13.8 after 100 pulls) splits into two parts:
+regret (BENCHMARKS.md: the recipe's model, 18.0 vs Thompson's 13.8 after 100 pulls) splits into two parts:
 
 * **distillation error**: on Thompson's own histories (teacher forcing), AD's action
   probabilities differ from Thompson's; measured as KL(Thompson || AD) per pull and as the
