@@ -54,6 +54,7 @@ from zoo.agents.ad import (
     source_learning_curve,
 )
 from zoo.agents.ad.pretrained import BUNDLE_ROOT
+from zoo.envs.base import check_integer
 from zoo.envs.darkroom import DarkRoomEnv
 from zoo.hub.files import atomic_write_text
 
@@ -64,6 +65,10 @@ EVALUATIONS = (
     ("argmax", True, "banded"),
     ("sample_recompute", False, "recompute"),
 )
+
+
+#: ``(split, start, stop)`` or ``(split, start, stop, step)``: a slice of ``zoo.envs.tasks(env_id, split)``.
+TaskSpec = tuple[str, int, int | None] | tuple[str, int, int | None, int]
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,16 @@ class Recipe:
     eval_episodes: int
     #: Episodes the source learns each held-out task for (to find where it reaches 80 %).
     source_episodes: int
-    #: Use only the first ``train_tasks`` train tasks (``None``: all).
+    #: Use only the first ``train_tasks`` train tasks (``None``: all), after ``train_stride``.
     train_tasks: int | None = None
-    #: The held-out tasks: ``(split, start, stop)`` of ``zoo.envs.tasks`` (``stop`` None: to the end).
-    held_out: tuple[str, int, int | None] = ("test", 0, None)
+    #: Take every ``train_stride``-th train task (1: all). The task lists are ordered (Key-to-Door
+    #: by key cell), so a prefix of them is not a sample of the task distribution; a stride is.
+    train_stride: int = 1
+    #: The held-out tasks: ``(split, start, stop)`` or ``(split, start, stop, step)`` of
+    #: ``zoo.envs.tasks`` (``stop`` None: to the end; ``step`` default 1).
+    held_out: TaskSpec = ("test", 0, None)
     #: A second, shifted task set evaluated the same way (``None``: none), e.g. the bandit's even arms.
-    shift: tuple[str, int, int | None] | None = None
+    shift: TaskSpec | None = None
     #: Other algorithms learning the same tasks from scratch, drawn next to the source.
     baselines: tuple[dict[str, Any], ...] = ()
     #: What the table shows: ``"return"`` per episode, or the bandit's cumulative ``"regret"``.
@@ -172,8 +181,12 @@ RECIPES: dict[str, Recipe] = {
         history_episodes=200,
         task_repeats=1,
         subsample=8,
-        train_tasks=512,
-        held_out=("test", 0, 100),
+        # Every 10th train pair (519 of 5,184) and every 13th held-out pair (100 of 1,296): the
+        # lists are ordered by key cell, so their first 512 / 100 pairs (the recipe until
+        # 2026-12-03) all had the key in the top row, and a model trained on them does not find
+        # a key anywhere else.
+        train_stride=10,
+        held_out=("test", 0, None, 13),
         recompute_eval_seeds=0,
         model={**_CPU_MODEL, "context_length": 200},
         train_steps=1500,
@@ -278,14 +291,42 @@ def _optimum(env_id: str, task: Any) -> float:
     raise ValueError(f"env_id={env_id!r} has no optimum here")
 
 
-def _tasks(env_id: str, split: str, limit: int | None) -> list[Any]:
-    tasks = list(zoo.envs.tasks(env_id, split))
+def _tasks(env_id: str, split: str, limit: int | None, stride: int = 1) -> list[Any]:
+    tasks = list(zoo.envs.tasks(env_id, split))[::stride]
     return tasks if limit is None else tasks[:limit]
 
 
-def _task_set(env_id: str, spec: tuple[str, int, int | None]) -> list[Any]:
-    split, start, stop = spec
-    return list(zoo.envs.tasks(env_id, split))[start:stop]
+def _check_task_spec(name: str, spec: Any) -> TaskSpec:
+    """``spec`` as a task-set tuple, or a ValueError that names it and what is allowed."""
+    allowed = (
+        "(split, start, stop) or (split, start, stop, step) with start >= 0, stop None or > start, step >= 1"
+    )
+    if not isinstance(spec, (list, tuple)) or len(spec) not in (3, 4):
+        raise ValueError(f"{name}={spec!r} is not {allowed}")
+    split, start, stop, *rest = spec
+    step = rest[0] if rest else 1
+    integers = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, step))
+    if (
+        not isinstance(split, str)
+        or not integers
+        or start < 0
+        or step < 1
+        or not (stop is None or (isinstance(stop, int) and not isinstance(stop, bool) and stop > start))
+    ):
+        raise ValueError(f"{name}={spec!r} is not {allowed}")
+    return (split, start, stop, step) if rest else (split, start, stop)
+
+
+def _task_set(env_id: str, spec: TaskSpec) -> list[Any]:
+    split, start, stop, *rest = spec
+    return list(zoo.envs.tasks(env_id, split))[start : stop : (rest[0] if rest else 1)]
+
+
+def _describe_task_set(spec: TaskSpec) -> str:
+    """``test split [0:100]``, ``test split [0::13]``: the slice of the task list."""
+    split, start, stop, *rest = spec
+    step = f":{rest[0]}" if rest and rest[0] != 1 else ""
+    return f"{split} split [{start}:{'' if stop is None else stop}{step}]"
 
 
 def _scratch_key(
@@ -404,10 +445,11 @@ def _name(env_id: str) -> str:
 #: Recipe fields that ``--set`` may change, besides ``model.<AD argument>``.
 OVERRIDABLE = (
     "source", "history_episodes", "task_repeats", "subsample", "train_steps", "train_tasks",
-    "eval_episodes", "source_episodes", "source_eval_seeds", "recompute_eval_seeds",
+    "train_stride", "held_out", "eval_episodes", "source_episodes", "source_eval_seeds",
+    "recompute_eval_seeds",
 )  # fmt: skip
 #: The fields that change the collected histories (a variant changing none reuses the recipe's).
-DATA_FIELDS = ("source", "history_episodes", "task_repeats", "train_tasks")
+DATA_FIELDS = ("source", "history_episodes", "task_repeats", "train_tasks", "train_stride")
 
 
 def resolve(env_id: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Recipe, str]:
@@ -449,6 +491,10 @@ def resolve(env_id: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[R
         text = json.dumps(value, sort_keys=True)
         # A long value (a source's hyper-parameters) is named by its digest; the result file records it whole.
         names.append(f"{key}={text if len(text) <= 40 else hashlib.sha1(text.encode()).hexdigest()[:10]}")
+    if "held_out" in changes:
+        changes["held_out"] = _check_task_spec("held_out", changes["held_out"])
+    if "train_stride" in changes:
+        check_integer("train_stride", changes["train_stride"], 1)
     variant = re.sub(r"[^A-Za-z0-9._=+-]+", "_", ",".join(sorted(names)))
     return dataclasses.replace(recipe, model=model, **changes), variant
 
@@ -477,7 +523,7 @@ def run_cell(
     same_data = all(getattr(recipe, field) == getattr(RECIPES[env_id], field) for field in DATA_FIELDS)
     histories = (base if same_data else folder) / "histories"
     source = make_source(recipe.source)
-    train_tasks = _tasks(env_id, "train", recipe.train_tasks)
+    train_tasks = _tasks(env_id, "train", recipe.train_tasks, recipe.train_stride)
     test_tasks = _task_set(env_id, recipe.held_out)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -602,7 +648,6 @@ def summary(env_id: str, overrides: tuple[str, ...] = ()) -> str:
         f"{len(results)} training seed(s) ({', '.join(str(r['train_seed']) for r in results)}) x "
         f"{len(results[0]['ad']['sample'])} evaluation seeds"
     )
-    split, start, stop = recipe.held_out
     measured = (
         "cumulative regret (mean best arm minus reward, summed over pulls)"
         if recipe.metric == "regret"
@@ -611,16 +656,15 @@ def summary(env_id: str, overrides: tuple[str, ...] = ()) -> str:
     lines = _table(
         recipe,
         results,
-        f"{env_id}, held-out tasks ({split} split [{start}:{'' if stop is None else stop}], "
+        f"{env_id}, held-out tasks ({_describe_task_set(recipe.held_out)}, "
         f"{results[0]['test_tasks']} tasks), mean optimum {results[0]['optimal_mean']:.2f}; {measured} "
         f"averaged over the tasks, mean ± std over {seeds}.",
     )
     if recipe.shift is not None and all(r.get("shift") for r in results):
-        split, start, stop = recipe.shift
         shifted = _table(
             recipe,
             [r["shift"] for r in results],
-            f"Shifted tasks ({split} split [{start}:{'' if stop is None else stop}], "
+            f"Shifted tasks ({_describe_task_set(recipe.shift)}, "
             f"{results[0]['shift']['tasks']} tasks), same models and seeds.",
         )
         lines += ["", *shifted]
@@ -676,11 +720,11 @@ bundled with `--bundle`.
 
 - Source: `{source["name"]}` with {json.dumps(source["hyperparameters"])}. {recipe.notes}
 - Data: one learning history of {recipe.history_episodes} episodes per train task, {recipe.task_repeats}
-  histories per task (train split{"" if recipe.train_tasks is None else f", first {recipe.train_tasks} tasks"}),
+  histories per task (train split{"" if recipe.train_stride == 1 else f", every {recipe.train_stride}th task"}{"" if recipe.train_tasks is None else f", first {recipe.train_tasks} tasks"}),
   {kept}.
 - Model and optimisation: {json.dumps(recipe.model)}.
 - Budget: {recipe.train_steps} gradient steps on a CPU, one thread.
-- Evaluation: the held-out tasks {recipe.held_out} (split, start, stop),
+- Evaluation: the held-out tasks, {_describe_task_set(recipe.held_out)} of `zoo.envs.tasks`,
   {recipe.eval_episodes} episodes in context with frozen weights; the source learns the same tasks
   from scratch.
 

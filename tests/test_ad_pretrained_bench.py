@@ -66,3 +66,36 @@ def test_a_bundled_card_names_the_command_that_trained_its_weights(bench: Module
         assert config["model"][key] == recipe.model[key], key
     assert config["metadata"]["source"]["name"] == recipe.source["name"]
     assert f"{recipe.task_repeats}\n  histories per task" in card
+
+
+def test_key_to_door_trains_and_evaluates_on_keys_all_over_the_room(bench: ModuleType) -> None:
+    # The task lists are ordered by key cell: the first 512 train / 100 test pairs (the recipe until
+    # 2026-12-03) all had the key in the top row, and the model trained on them scored 0.18 of 2 on
+    # keys elsewhere. The strided selection covers every key cell and keeps the splits disjoint.
+    env_id = "zoo/DarkKeyToDoor-v0"
+    recipe, _ = bench.resolve(env_id)
+    train = bench._tasks(env_id, "train", recipe.train_tasks, recipe.train_stride)
+    held_out = bench._task_set(env_id, recipe.held_out)
+    assert len(train) == 519 and len(held_out) == 100
+    cells = {(row, col) for row in range(9) for col in range(9)}
+    assert {key for key, _ in train} == cells
+    assert {key[0] for key, _ in held_out} == set(range(9))
+    assert len({key for key, _ in held_out}) >= 75
+    assert not set(train) & set(held_out)
+    assert set(held_out) <= set(zoo.envs.tasks(env_id, "test"))
+    assert bench._describe_task_set(recipe.held_out) == "test split [0::13]"
+
+
+def test_task_sets_can_be_set_and_bad_ones_are_refused_by_name(bench: ModuleType) -> None:
+    recipe, variant = bench.resolve(ROOM, ['held_out=["test", 2, null, 3]', "train_stride=4"])
+    assert recipe.held_out == ("test", 2, None, 3) and recipe.train_stride == 4
+    assert bench._task_set(ROOM, recipe.held_out) == list(zoo.envs.tasks(ROOM, "test"))[2::3]
+    assert bench._tasks(ROOM, "train", None, 4) == list(zoo.envs.tasks(ROOM, "train"))[::4]
+    assert "train_stride=4" in variant
+    for item in ('held_out=["test", 0]', 'held_out=["test", -1, null]', 'held_out=["test", 0, null, 0]',
+                 'held_out=["test", 5, 5]', 'held_out="test"'):  # fmt: skip
+        with pytest.raises(ValueError, match=r"held_out=.* is not \(split, start, stop\)"):
+            bench.resolve(ROOM, [item])
+    for value in ("0", "1.5", "true"):
+        with pytest.raises(ValueError, match="train_stride"):
+            bench.resolve(ROOM, [f"train_stride={value}"])
