@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from types import ModuleType
 
@@ -57,7 +58,7 @@ def test_a_bundled_card_names_the_command_that_trained_its_weights(bench: Module
         r"Trained by `python benchmarks/ad_pretrained\.py --env (\S+) --seeds 0 1 2(?: --set ([^`]+))?`", card
     )
     assert command is not None and command[1] == env_id
-    overrides = tuple(command[2].split()) if command[2] else ()
+    overrides = tuple(shlex.split(command[2])) if command[2] else ()  # as a shell would pass them
     assert overrides == bench.BUNDLED_VARIANTS.get(env_id, ())
     recipe, _ = bench.resolve(env_id, overrides)
     assert config["num_steps"] == recipe.train_steps
