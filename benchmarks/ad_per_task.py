@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from ad_pretrained import RECIPES, _optimum, _task_set
+from ad_pretrained import RECIPES, _check_task_spec, _optimum, _task_set
 
 from zoo.agents.ad import AlgorithmDistillation, evaluate_in_context, load_pretrained
 from zoo.hub.files import atomic_write_text
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worst", type=int, default=5, help="tasks listed, the worst at the mark first")
     parser.add_argument("--output", type=Path, default=None, help="write every figure and return as JSON")
     args = parser.parse_args(argv)
-    for name in ("episodes", "eval_seeds", "mark", "found_by", "step"):
+    for name in ("episodes", "eval_seeds", "mark", "found_by"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
     if args.worst < 0:
@@ -139,13 +139,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     if any(not t > 0 for t in args.temperatures):
         parser.error(f"--temperatures {args.temperatures}: every temperature must be > 0")
+    spec = RECIPES[args.env].held_out
+    if args.split is not None:
+        try:  # the recipe's own check of a task set: a negative --start would count from the end
+            spec = _check_task_spec(
+                "--split/--start/--stop/--step", (args.split, args.start, args.stop, args.step)
+            )
+        except ValueError as error:
+            parser.error(str(error))
     torch.set_num_threads(1)
     model = AlgorithmDistillation.load(args.model) if args.model else load_pretrained(args.env, device="cpu")
     if model.env_id != args.env:
         parser.error(f"--model {args.model}: an AD model of {model.env_id!r}, not of {args.env!r}")
-    spec = (
-        RECIPES[args.env].held_out if args.split is None else (args.split, args.start, args.stop, args.step)
-    )
     tasks = _task_set(args.env, spec)
     if not tasks:
         parser.error(

@@ -307,7 +307,7 @@ def _optimum(env_id: str, task: Any) -> float:
 
 
 def _tasks(env_id: str, split: str, limit: int | None, stride: int = 1) -> list[Any]:
-    tasks = list(zoo.envs.tasks(env_id, split))[::stride]
+    tasks = _task_set(env_id, (split, 0, None, stride))
     return tasks if limit is None else tasks[:limit]
 
 

@@ -74,6 +74,8 @@ def test_the_recipe_held_out_tasks_are_the_default(script: ModuleType, tmp_path:
         (["--episodes", "5", "--mark", "5", "--found-by", "5"], "--found-by 5: must be below --episodes 5"),
         (["--split", "test", "--start", "50"], "no tasks"),
         (["--worst", "-1"], "--worst -1: must be >= 0"),
+        (["--split", "test", "--start", "-5"], "--split/--start/--stop/--step=('test', -5, None, 1) is not"),
+        (["--split", "test", "--step", "0"], "--split/--start/--stop/--step=('test', 0, None, 0) is not"),
     ],
 )
 def test_bad_arguments_are_refused_by_name(script: ModuleType, argv: list[str], match: str, capsys) -> None:
