@@ -227,6 +227,46 @@ def test_return_levels_let_q_learning_hold_the_key_in_key_to_door() -> None:
         TabularQLearning(return_levels=0)
 
 
+def test_dyna_planning_backs_a_reward_up_a_remembered_path_at_once() -> None:
+    # A chain 0 -> 1 -> 2 (action 1), rewarded and terminal on the last step. Plain Q-learning
+    # only updates the pair just taken; a planning sweep replays the remembered first step too.
+    from zoo.agents.ad.sources import _QLearningPolicy
+
+    def q_after_the_chain(sweeps: int) -> np.ndarray:
+        source = TabularQLearning(learning_rate=1.0, gamma=0.9, initial_value=0.0, planning_sweeps=sweeps)
+        policy = _QLearningPolicy(1, 3, 2, 10, np.random.default_rng(0), source)
+        yes, no = np.array([True]), np.array([False])
+        for state, reward, ends in ((0, 0.0, no), (1, 1.0, yes)):
+            policy.observe(
+                yes, np.array([state]), np.array([1]), np.array([reward]), ends, no, np.array([state + 1])
+            )
+        return policy.q[0]
+
+    plain, planned = q_after_the_chain(0), q_after_the_chain(1)
+    assert plain[0, 1] == 0.0 and plain[1, 1] == 1.0
+    assert planned[0, 1] == pytest.approx(0.9) and planned[1, 1] == 1.0
+    # Pairs never tried keep the initial value: optimism still drives exploration.
+    assert planned[0, 0] == planned[1, 0] == planned[2].max() == 0.0
+
+
+def test_dyna_q_learns_key_to_door_in_tens_of_episodes_where_q_learning_needs_hundreds() -> None:
+    from zoo.agents.ad import source_learning_curve
+
+    tasks = zoo.envs.tasks("zoo/DarkKeyToDoor-v0", "test")[::65]  # 20 pairs, keys in every row
+    late = {}
+    for sweeps in (0, 10):
+        source = TabularQLearning(
+            learning_rate=1.0, gamma=0.95, initial_value=1.0, epsilon_start=0.0, epsilon_end=0.0,
+            return_levels=2, planning_sweeps=sweeps,
+        )  # fmt: skip
+        assert source.hyperparameters()["planning_sweeps"] == sweeps
+        curve = source_learning_curve(source, "zoo/DarkKeyToDoor-v0", tasks=tasks, episodes=30, seed=0)
+        late[sweeps] = curve.mean[-5:].mean()
+    assert late[10] >= 1.9 and late[0] < 1.4, late
+    with pytest.raises(ValueError, match=r"planning_sweeps=-1 is not allowed; use an integer >= 0"):
+        TabularQLearning(planning_sweeps=-1)
+
+
 @pytest.mark.parametrize("parallel", [{"n_jobs": 2}, {"address": "local"}])
 def test_parallel_and_ray_collection_write_the_same_histories(tmp_path, parallel: dict) -> None:
     if "address" in parallel:

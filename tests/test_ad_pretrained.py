@@ -62,7 +62,12 @@ def test_unknown_env_names_what_is_bundled() -> None:
 
 def test_make_source_rebuilds_the_source_a_dataset_names(tmp_path) -> None:
     source = TabularQLearning(
-        learning_rate=1.0, gamma=0.9, initial_value=10.0, epsilon_start=0.0, epsilon_end=0.0
+        learning_rate=1.0,
+        gamma=0.9,
+        initial_value=10.0,
+        epsilon_start=0.0,
+        epsilon_end=0.0,
+        planning_sweeps=2,
     )
     dataset = collect_histories(ROOM, source, tmp_path / "data", episodes=2, tasks=[(0, 0)])
     rebuilt = make_source(dataset.source)

@@ -413,7 +413,14 @@ class _QLearningPolicy(VectorPolicy):
         source: TabularQLearning,
     ) -> None:
         self.observations = states
-        self.q = np.full((n, states * source.return_levels, actions), source.initial_value, dtype=np.float64)
+        table = (n, states * source.return_levels, actions)
+        self.q = np.full(table, source.initial_value, dtype=np.float64)
+        if source.planning_sweeps:
+            # The learned model of Dyna-Q: the last outcome of every (state, action) tried so far.
+            self.known = np.zeros(table, dtype=bool)
+            self.next_state = np.zeros(table, dtype=np.int64)
+            self.reward = np.zeros(table, dtype=np.float64)
+            self.ends = np.zeros(table, dtype=bool)
         self.returns = np.zeros(n)  # return so far in the current episode
         self.episode = np.zeros(n)
         self.episodes = episodes
@@ -460,9 +467,47 @@ class _QLearningPolicy(VectorPolicy):
         target = rewards[rows] + self.source.gamma * bootstrap
         current = self.q[rows, states, actions[rows]]
         self.q[rows, states, actions[rows]] = current + self.source.learning_rate * (target - current)
+        if self.source.planning_sweeps:
+            self._remember(rows, states, actions[rows], rewards[rows], terminated[rows], next_states)
+            self._plan(rows)
         ended = terminated[rows] | truncated[rows]
         self.returns[rows] = np.where(ended, 0.0, self.returns[rows] + rewards[rows])
         self.episode[rows] += ended
+
+    def _remember(
+        self,
+        rows: np.ndarray,
+        states: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        next_states: np.ndarray,
+    ) -> None:
+        self.known[rows, states, actions] = True
+        self.next_state[rows, states, actions] = next_states
+        self.reward[rows, states, actions] = rewards
+        self.ends[rows, states, actions] = terminated
+
+    def _plan(self, rows: np.ndarray) -> None:
+        """Dyna-Q planning: ``planning_sweeps`` synchronous sweeps of the Q-update over the model.
+
+        Every (state, action) tried so far is updated from its remembered outcome; untried ones
+        keep their initial value, so optimism still drives exploration.
+        """
+        if not len(rows):
+            return
+        known = self.known[rows]
+        next_state = self.next_state[rows]
+        reward = self.reward[rows]
+        continues = ~self.ends[rows]
+        q = self.q[rows]
+        flat = next_state.reshape(len(rows), -1)
+        for _ in range(self.source.planning_sweeps):
+            best = q.max(axis=2)
+            bootstrap = np.take_along_axis(best, flat, axis=1).reshape(q.shape)
+            target = reward + self.source.gamma * np.where(continues, bootstrap, 0.0)
+            q = np.where(known, q + self.source.learning_rate * (target - q), q)
+        self.q[rows] = q
 
 
 class TabularQLearning(VectorisedSource):
@@ -481,10 +526,18 @@ class TabularQLearning(VectorisedSource):
     :param return_levels: the Q-table is indexed by the observation and by the return so far
         in the episode, capped at ``return_levels - 1`` (1: the observation only). 2 lets it tell
         "key held" from "key not yet found" in Dark Key-to-Door, whose observation is the cell only.
+    :param planning_sweeps: Dyna-Q (Sutton & Barto 2018, section 8.2): after every real step, this
+        many sweeps of the same update over every (state, action) tried so far, from the last
+        outcome each gave (a learned deterministic model). 0 (the default) is plain Q-learning.
+        With optimism and ``learning_rate = 1`` it is value iteration on the explored part of the
+        task: the greedy learner heads for the nearest untried pair and, once a reward is found,
+        for the reward, so it learns a task in far fewer episodes.
     :param vectorization: see :func:`make_task_vector_env`.
     """
 
     name = "q_learning"
+    #: Read by instances pickled before the parameter existed (a worker unpickling an older source).
+    planning_sweeps: int = 0
 
     def __init__(
         self,
@@ -495,10 +548,12 @@ class TabularQLearning(VectorisedSource):
         epsilon_fraction: float = 0.5,
         initial_value: float = 0.0,
         return_levels: int = 1,
+        planning_sweeps: int = 0,
         vectorization: str = "auto",
     ) -> None:
         super().__init__(vectorization)
         check_integer("return_levels", return_levels, 1)
+        check_integer("planning_sweeps", planning_sweeps, 0)
         if not 0 < learning_rate <= 1:
             raise ValueError(f"learning_rate={learning_rate!r} must be in (0, 1]")
         if not 0 <= gamma <= 1:
@@ -515,6 +570,7 @@ class TabularQLearning(VectorisedSource):
         self.epsilon_fraction = epsilon_fraction
         self.initial_value = initial_value
         self.return_levels = return_levels
+        self.planning_sweeps = planning_sweeps
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -525,6 +581,7 @@ class TabularQLearning(VectorisedSource):
             "epsilon_fraction": self.epsilon_fraction,
             "initial_value": self.initial_value,
             "return_levels": self.return_levels,
+            "planning_sweeps": self.planning_sweeps,
         }
 
     def unsuitable_for(self, env_id: str, env: gym.Env) -> str | None:
