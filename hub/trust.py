@@ -1457,6 +1457,7 @@ def ad_config(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | No
         "attention_dropout",
         "rope_base",
         "channels_last",
+        "episode_starts",
     }
     unknown = sorted(set(model) - known)
     if unknown:
@@ -1483,8 +1484,9 @@ def ad_config(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | No
                 path, f"is {model['rope_base']!r}; allowed: 1 to 1e12", field="model.rope_base"
             )
         checked["rope_base"] = float(base)
-    if "channels_last" in model:
-        checked["channels_last"] = field(model, "channels_last", bool, path=path, prefix="model")
+    for key in ("channels_last", "episode_starts"):
+        if key in model:
+            checked[key] = field(model, key, bool, path=path, prefix="model")
 
     metadata = field(data, "metadata", dict, path=path)
     checked_metadata = dict(metadata)

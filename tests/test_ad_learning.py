@@ -14,6 +14,7 @@ from zoo.agents.ad import (
     AlgorithmDistillation,
     HistoryDataset,
     NoisyExpert,
+    TabularQLearning,
     ThompsonSampling,
     collect_histories,
     evaluate_in_context,
@@ -370,3 +371,82 @@ def test_in_context_evaluation_feeds_exactly_the_recorded_history(room_dataset):
                 torch.as_tensor(previous_rewards[None]),
             )
         np.testing.assert_array_equal(logits[0].argmax(-1).numpy(), history.actions)
+
+
+KEY = "zoo/DarkKeyToDoor-v0"
+
+
+@pytest.fixture(scope="module")
+def key_dataset(tmp_path_factory):
+    # Episodes end early at the door, so episode boundaries fall anywhere in a window.
+    source = TabularQLearning(
+        learning_rate=1.0, gamma=0.95, initial_value=1.0, epsilon_start=0.0, epsilon_end=0.0,
+        return_levels=2, planning_sweeps=5,
+    )  # fmt: skip
+    tasks = zoo.envs.tasks(KEY, "train")[::500]
+    return collect_histories(KEY, source, tmp_path_factory.mktemp("key"), episodes=12, tasks=tasks)
+
+
+def test_training_windows_mark_the_step_after_every_episode_end(key_dataset):
+    agent = AlgorithmDistillation(key_dataset, context_length=60, episode_starts=True, seed=1, **TINY)
+    assert agent.config.episode_starts
+    assert any(h.terminated.any() for h in key_dataset.histories)  # some episodes end at the door
+    for _ in range(5):
+        batch = agent.sample_batch()
+        assert batch["episode_starts"].shape == batch["targets"].shape
+    # Rebuild one window by hand from the sampler's own draw.
+    agent.rng = np.random.default_rng(7)
+    batch = agent.sample_batch()
+    rng = np.random.default_rng(7)
+    index = int(rng.integers(len(key_dataset.histories), size=agent.batch_size)[0])
+    history = key_dataset.histories[index]
+    start = int(rng.integers(len(history) - 60 + 1))
+    ends = np.concatenate(([True], history.dones))[start : start + 60]
+    np.testing.assert_array_equal(batch["episode_starts"][0].numpy(), ends)
+    # Plain models draw no flags.
+    assert (
+        "episode_starts" not in AlgorithmDistillation(key_dataset, context_length=60, **TINY).sample_batch()
+    )
+
+
+def test_evaluation_and_predict_feed_the_model_the_episode_boundaries(key_dataset, tmp_path):
+    agent = AlgorithmDistillation(key_dataset, context_length=60, episode_starts=True, seed=1, **TINY)
+    agent.learn(3)
+    fed = []
+    original = agent.policy.step
+
+    def spy(cache, observations, actions, rewards, active=None, episode_starts=None):
+        if active is None or active[0]:
+            fed.append(bool(episode_starts[0]))
+        return original(cache, observations, actions, rewards, active, episode_starts)
+
+    agent.policy.step = spy  # type: ignore[method-assign]
+    result = evaluate_in_context(agent, KEY, tasks=[((0, 0), (0, 1))], episodes=3, seed=0)
+    # The flags are True exactly on the first step of each of the 3 episodes, whose lengths
+    # (the steps between the flags) are the episode lengths the evaluation ran.
+    assert result.returns.shape == (1, 3) and fed[0] and sum(fed) == 3
+    lengths = np.diff([*np.flatnonzero(fed), len(fed)])
+    assert all(1 <= length <= 50 for length in lengths) and len(fed) == lengths.sum()
+    agent.policy.step = original  # type: ignore[method-assign]
+    # predict: the first call starts an episode by itself; later calls must say.
+    _, state = agent.predict(np.array([3]))
+    with pytest.raises(ValueError, match=r"episode_start=None: this model marks the first step"):
+        agent.predict(np.array([4]), state, reward=0.0)
+    with pytest.raises(ValueError, match=r"episode_start='no' is not allowed"):
+        agent.predict(np.array([4]), state, reward=0.0, episode_start="no")
+    agent.predict(np.array([4]), state, reward=0.0, episode_start=np.array([False]))
+    # Saved and loaded, the flag is part of the architecture.
+    agent.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["model"]["episode_starts"] is True
+    assert AlgorithmDistillation.load(tmp_path / "model").config.episode_starts
+    # The flag passes the trust boundary as a boolean only; without it the weights do not fit.
+    from zoo.hub.trust import UntrustedFileError
+
+    for value, error in (("yes", UntrustedFileError), (False, ValueError)):
+        config["model"]["episode_starts"] = value
+        (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(error, match=r"episode_start|model\.safetensors"):
+            AlgorithmDistillation.load(tmp_path / "model")
+    with pytest.raises(ValueError, match=r"episode_starts=1 is not allowed; use True or False"):
+        AlgorithmDistillation(key_dataset, context_length=60, episode_starts=1)  # type: ignore[arg-type]

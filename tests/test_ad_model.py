@@ -168,3 +168,58 @@ def test_recompute_window_keeps_inactive_histories_in_place():
 def test_unknown_cache_kind_is_refused():
     with pytest.raises(ValueError, match=r"kv_cache='full'.*banded.*recompute"):
         _model(1).empty_cache(1, kind="full")
+
+
+def _starts_model(n_layers: int, context_length: int = 6) -> TransformerPolicy:
+    torch.manual_seed(0)
+    config = ModelConfig(
+        "discrete", (), 12, 5, context_length=context_length, n_layers=n_layers, n_heads=2, embed_dim=16,
+        episode_starts=True,
+    )  # fmt: skip
+    return TransformerPolicy(config).eval()
+
+
+@pytest.mark.parametrize(("n_layers", "kind"), [(1, "banded"), (3, "banded"), (2, "recompute")])
+def test_episode_start_marks_change_the_tokens_and_the_caches_carry_them(n_layers, kind):
+    model = _starts_model(n_layers)
+    observations, actions, rewards = _history(2, 20, seed=4)
+    starts = torch.zeros(2, 20, dtype=torch.bool)
+    starts[:, 0] = True
+    starts[0, 7] = starts[1, 11] = True
+    with torch.no_grad():
+        marked = model(observations, actions, rewards, episode_starts=starts)
+        unmarked = model(observations, actions, rewards, episode_starts=torch.zeros_like(starts))
+    assert not torch.allclose(marked[0, 7], unmarked[0, 7])
+    cache = model.empty_cache(2, kind=kind)
+    for t in range(20):
+        logits = model.step(
+            cache, observations[:, t], actions[:, t], rewards[:, t], episode_starts=starts[:, t]
+        )
+        if kind == "banded":
+            torch.testing.assert_close(logits, marked[:, t], atol=1e-5, rtol=1e-5)
+        else:
+            start = max(0, t - 5)
+            with torch.no_grad():
+                fresh = model(
+                    observations[:, start : t + 1], actions[:, start : t + 1], rewards[:, start : t + 1],
+                    episode_starts=starts[:, start : t + 1],
+                )  # fmt: skip
+            torch.testing.assert_close(logits, fresh[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_a_model_that_marks_episode_starts_refuses_tokens_without_them():
+    model = _starts_model(1)
+    observations, actions, rewards = _history(1, 4)
+    with pytest.raises(ValueError, match=r"episode_starts=None: this model marks the first step"):
+        model(observations, actions, rewards)
+    with pytest.raises(ValueError, match=r"episode_starts=None"):
+        model.step(model.empty_cache(1, kind="recompute"), observations[:, 0], actions[:, 0], rewards[:, 0])
+    with pytest.raises(ValueError, match=r"episode_starts='yes' is not allowed; use True or False"):
+        ModelConfig("discrete", (), 12, 5, episode_starts="yes").validate()  # type: ignore[arg-type]
+    # A model without the mark ignores it: old checkpoints keep their function.
+    plain = _model(1)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            plain(observations, actions, rewards),
+            plain(observations, actions, rewards, episode_starts=torch.ones(1, 4, dtype=torch.bool)),
+        )

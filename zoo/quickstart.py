@@ -918,8 +918,12 @@ def in_context_rollouts(
     for episode in range(episodes):
         observations = np.array([env.reset(seed=seed + index)[0] for index, env in enumerate(envs)])
         done = np.zeros(len(envs), dtype=bool)
+        starts = np.ones(len(envs), dtype=bool)
         while not done.all():
-            chosen, state = model.predict(observations, state=state, reward=rewards, deterministic=False)
+            chosen, state = model.predict(
+                observations, state=state, episode_start=starts, reward=rewards, deterministic=False
+            )
+            starts = np.zeros(len(envs), dtype=bool)
             step_rewards = np.zeros(len(envs), dtype=np.float32)
             for index, (env, action) in enumerate(zip(envs, chosen, strict=True)):
                 observation, reward, terminated, truncated, _ = env.step(int(action))

@@ -120,6 +120,10 @@ class AlgorithmDistillation:
         the zoo's grid worlds, whose observation is ``row * size + col``; this is what lets AD
         carry "go where the reward was" over to goal cells never rewarded in training) or
         ``"auto"`` (``"grid"`` for grid-world environments, else ``"embedding"``).
+    :param episode_starts: mark the first step of every episode with a learned vector (see
+        :class:`~zoo.agents.ad.model.ModelConfig`); :meth:`predict` then reads ``episode_start``.
+        Needed where the start cell is random (Key-to-Door): the first token of an episode
+        carries the previous episode's last reward, which the model must not take for its own.
     :param tensorboard_log: TensorBoard log directory, written through SB3's logger with SB3's
         keys: ``train/loss``, ``train/accuracy``, ``train/learning_rate``, ``train/n_updates``,
         ``time/time_elapsed`` and ``time/tokens_per_second``.
@@ -147,6 +151,7 @@ class AlgorithmDistillation:
         max_grad_norm: float = 1.0,
         subsample: int = 1,
         observation_encoding: str = "auto",
+        episode_starts: bool = False,
         tensorboard_log: str | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1000,
@@ -174,6 +179,8 @@ class AlgorithmDistillation:
         check_integer("verbose", verbose, 0)
         if seed is not None:
             check_integer("seed", seed, 0)
+        if not isinstance(episode_starts, bool):
+            raise ValueError(f"episode_starts={episode_starts!r} is not allowed; use True or False")
         if observation_encoding not in OBSERVATION_ENCODINGS:
             raise ValueError(
                 f"observation_encoding={observation_encoding!r} is not allowed; use one of {OBSERVATION_ENCODINGS}"
@@ -233,6 +240,7 @@ class AlgorithmDistillation:
             attention_dropout=attention_dropout,
             channels_last=not (len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)),
             grid_size=_grid_size(observation_encoding, self.env_id, self.env_kwargs, observation),
+            episode_starts=episode_starts,
         )
         if seed is not None:
             torch.manual_seed(seed)
@@ -300,10 +308,13 @@ class AlgorithmDistillation:
         length = self.context_length
         none_action = self.config.n_actions
         task_indices = self.rng.integers(len(histories), size=self.batch_size)
-        observations, previous_actions, previous_rewards, targets = [], [], [], []
+        observations, previous_actions, previous_rewards, targets, starts = [], [], [], [], []
         for task_index in task_indices:
             history = histories[task_index]
             start = int(self.rng.integers(len(history) - length + 1))
+            if self.config.episode_starts:  # step t starts an episode when step t - 1 ended one
+                ended = np.asarray(history.dones[max(start - 1, 0) : start + length - 1], dtype=bool)
+                starts.append(np.concatenate(([True], ended)) if start == 0 else ended)
             observations.append(np.asarray(history.observations[start : start + length]))
             targets.append(np.asarray(history.actions[start : start + length]))
             if start == 0:
@@ -315,12 +326,15 @@ class AlgorithmDistillation:
             previous_actions.append(np.asarray(actions, dtype=np.int64))
             previous_rewards.append(np.asarray(rewards, dtype=np.float32))
         device = self.device
-        return {
+        batch = {
             "observations": torch.from_numpy(np.stack(observations)).to(device),
             "previous_actions": torch.from_numpy(np.stack(previous_actions)).to(device),
             "previous_rewards": torch.from_numpy(np.stack(previous_rewards)).to(device),
             "targets": torch.from_numpy(np.stack(targets).astype(np.int64)).to(device),
         }
+        if starts:
+            batch["episode_starts"] = torch.from_numpy(np.stack(starts)).to(device)
+        return batch
 
     # -- training ----------------------------------------------------------------------------------
     def learn(
@@ -371,7 +385,10 @@ class AlgorithmDistillation:
                 batch = self.sample_batch()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     logits = self.policy(
-                        batch["observations"], batch["previous_actions"], batch["previous_rewards"]
+                        batch["observations"],
+                        batch["previous_actions"],
+                        batch["previous_rewards"],
+                        episode_starts=batch.get("episode_starts"),
                     )
                 loss = F.cross_entropy(
                     logits.float().reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1)
@@ -555,13 +572,16 @@ class AlgorithmDistillation:
         """Choose actions in context, one O(context) step per call (SB3's recurrent style).
 
         The history is *not* cut at episode boundaries - improving across episodes is the
-        point of AD - so ``episode_start`` is accepted for SB3 compatibility and ignored; pass
-        ``state=None`` to start a new task. Each call after the first needs ``reward``: the
-        rewards the previously returned actions earned.
+        point of AD - so pass ``state=None`` to start a new task. ``episode_start`` (what SB3's
+        ``evaluate_policy`` passes) marks the calls that begin an episode: a model trained with
+        ``episode_starts=True`` needs it on every call after the first; other models ignore it.
+        Each call after the first needs ``reward``: the rewards the previously returned actions
+        earned.
 
         :param observation: one observation or a batch ``(batch, *observation_shape)``.
         :param state: the state returned by the previous call, or None to start fresh.
-        :param episode_start: ignored (see above).
+        :param episode_start: one boolean, or one per history: True where this observation is
+            the first of an episode (the first call of a state always is).
         :param deterministic: take the most likely action instead of sampling.
         :param reward: reward(s) of the previous actions (required when ``state`` is given).
         :param temperature: sampling temperature (> 0).
@@ -587,6 +607,7 @@ class AlgorithmDistillation:
         self.policy.eval()
         observations, single = self._observation_tensor(observation)
         batch = observations.shape[0]
+        starts = np.ones(batch, dtype=bool)
         if state is None:
             state = InContextState(
                 self.policy.empty_cache(batch, kind=kv_cache),
@@ -594,6 +615,8 @@ class AlgorithmDistillation:
             )
             previous_rewards = np.zeros(batch, dtype=np.float32)
         else:
+            if self.config.episode_starts:
+                starts = self._episode_starts(episode_start, batch)
             if state.batch_size != batch:
                 raise ValueError(
                     f"observation batch {batch} does not match the state's batch {state.batch_size}"
@@ -611,10 +634,26 @@ class AlgorithmDistillation:
             observations,
             torch.as_tensor(state.last_actions, device=self.device),
             torch.as_tensor(np.array(previous_rewards), device=self.device),
+            episode_starts=torch.as_tensor(starts, device=self.device),
         )
         actions = self._choose(logits, deterministic, temperature, None).cpu().numpy()
         state.last_actions = actions.astype(np.int64)
         return (actions[0] if single else actions), state
+
+    @staticmethod
+    def _episode_starts(episode_start: Any, batch: int) -> np.ndarray:
+        if episode_start is None:
+            raise ValueError(
+                "episode_start=None: this model marks the first step of every episode "
+                "(episode_starts=True); pass episode_start with every call, as evaluate_policy does"
+            )
+        starts = np.asarray(episode_start)
+        if starts.dtype.kind not in "biu" or starts.shape not in ((), (batch,), (1,)):
+            raise ValueError(
+                f"episode_start={episode_start!r} is not allowed; give one boolean, or one per history "
+                f"(shape ({batch},))"
+            )
+        return np.broadcast_to(starts.astype(bool), (batch,)).copy()
 
     # -- persistence -----------------------------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, Any]:
@@ -682,6 +721,7 @@ class AlgorithmDistillation:
                 dropout=model.get("dropout", 0.1),
                 attention_dropout=model.get("attention_dropout", 0.5),
                 observation_encoding="grid" if model.get("grid_size") else "embedding",
+                episode_starts=model.get("episode_starts", False),
                 device=build_device,
                 seed=None,
                 _metadata=config["metadata"],

@@ -116,6 +116,8 @@ class _InContextPolicy(VectorPolicy):
             (n,), agent.config.n_actions, dtype=torch.long, device=agent.device
         )
         self.previous_rewards = torch.zeros(n, device=agent.device)
+        # True until a history's first step of an episode is fed (see ModelConfig.episode_starts).
+        self.episode_starts = torch.ones(n, dtype=torch.bool, device=agent.device)
         self.deterministic = deterministic
         self.temperature = temperature
         self.generator = torch.Generator(device=agent.device).manual_seed(seed)
@@ -124,8 +126,9 @@ class _InContextPolicy(VectorPolicy):
         tensor, _ = self.agent._observation_tensor(observations)
         active = torch.as_tensor(acting, device=self.agent.device)
         logits = self.agent.policy.step(
-            self.cache, tensor, self.previous_actions, self.previous_rewards, active
+            self.cache, tensor, self.previous_actions, self.previous_rewards, active, self.episode_starts
         )
+        self.episode_starts &= ~active
         return self.agent._choose(logits, self.deterministic, self.temperature, self.generator).cpu().numpy()
 
     def observe(
@@ -141,6 +144,8 @@ class _InContextPolicy(VectorPolicy):
         rows = torch.as_tensor(np.flatnonzero(acting), device=self.agent.device)
         self.previous_actions[rows] = torch.as_tensor(actions, device=self.agent.device)[rows]
         self.previous_rewards[rows] = torch.as_tensor(rewards, device=self.agent.device)[rows]
+        ended = torch.as_tensor(terminated | truncated, device=self.agent.device)
+        self.episode_starts |= ended & torch.as_tensor(acting, device=self.agent.device)
 
 
 @torch.no_grad()

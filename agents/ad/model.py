@@ -15,6 +15,10 @@ token and not three tokens ``o, a, r`` per step:
   ``(a_{t-1}, r_{t-1})`` is exactly the information available when ``a_t`` is chosen; the
   previous reward crosses episode boundaries, which is how a bandit (one-step episodes) learns.
 
+With ``episode_starts=True`` the first token of every episode also carries a learned "new
+episode" vector: its ``(a_{t-1}, r_{t-1})`` are the last of the previous episode, and without
+the mark a model on a task with a random start cannot tell them from this episode's own.
+
 Positions are relative: rotary embeddings (RoPE) rotate queries and keys by their absolute
 position, and ``q_i . k_j`` then depends on ``i - j`` only. Keys are cached already rotated,
 so a cached token never has to be re-encoded when the window slides.
@@ -115,6 +119,11 @@ class ModelConfig:
     #: the zoo's grid worlds): embed the row and the column separately and add them. ``0``: one
     #: learned vector per observation index.
     grid_size: int = 0
+    #: Mark the first step of every episode: a learned vector is added to that token. Off, the
+    #: model sees episode boundaries only through the observations (a fixed start cell); on, it
+    #: can tell the last reward of the previous episode (carried by the first token of the next)
+    #: from a reward earned in this one, which a task with a random start needs (Key-to-Door).
+    episode_starts: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field on an invalid or inconsistent configuration."""
@@ -125,6 +134,8 @@ class ModelConfig:
         check_integer("n_observations", self.n_observations, 1 if self.observation_kind == "discrete" else 0)
         check_integer("n_actions", self.n_actions, 1)
         check_integer("grid_size", self.grid_size, 0)
+        if not isinstance(self.episode_starts, bool):
+            raise ValueError(f"episode_starts={self.episode_starts!r} is not allowed; use True or False")
         check_real("rope_base", self.rope_base, 0.0, exclusive_minimum=True)
         check_architecture(
             context_length=self.context_length,
@@ -225,6 +236,8 @@ class RecomputeWindow:
     observations: torch.Tensor
     previous_actions: torch.Tensor
     previous_rewards: torch.Tensor
+    #: Whether each kept step is the first of its episode, ``(batch, context_length)`` booleans.
+    episode_starts: torch.Tensor
     #: Number of tokens each history has written so far, shape ``(batch,)``, int64.
     positions: torch.Tensor
 
@@ -246,6 +259,7 @@ class RecomputeWindow:
             ),
             previous_actions=torch.zeros((batch, window), dtype=torch.long, device=device),
             previous_rewards=torch.zeros((batch, window), device=device),
+            episode_starts=torch.zeros((batch, window), dtype=torch.bool, device=device),
             positions=torch.zeros(batch, dtype=torch.long, device=device),
         )
 
@@ -389,6 +403,8 @@ class TransformerPolicy(nn.Module):
         self.action_embedding = nn.Embedding(config.n_actions + 1, width)
         self.reward_embedding = nn.Linear(1, width)
         self.token_projection = nn.Linear(3 * width, width)
+        if config.episode_starts:
+            self.episode_start_embedding = nn.Parameter(0.02 * torch.randn(width))
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(width)
@@ -406,20 +422,34 @@ class TransformerPolicy(nn.Module):
         return encoded.reshape(*leading, -1)
 
     def embed(
-        self, observations: torch.Tensor, previous_actions: torch.Tensor, previous_rewards: torch.Tensor
+        self,
+        observations: torch.Tensor,
+        previous_actions: torch.Tensor,
+        previous_rewards: torch.Tensor,
+        episode_starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Token embeddings, shape ``(*leading, embed_dim)``.
 
         :param observations: ``(*leading, *observation_shape)``.
         :param previous_actions: ``(*leading,)`` integers in ``[0, n_actions]``.
         :param previous_rewards: ``(*leading,)`` floats.
+        :param episode_starts: ``(*leading,)`` booleans, True on the first step of an episode;
+            required by a model with ``episode_starts=True``, ignored by one without.
         """
         parts = (
             self._encode_observations(observations),
             self.action_embedding(previous_actions.long()),
             self.reward_embedding(previous_rewards.float()[..., None]),
         )
-        return self.embedding_dropout(self.token_projection(torch.cat(parts, dim=-1)))
+        tokens = self.token_projection(torch.cat(parts, dim=-1))
+        if self.config.episode_starts:
+            if episode_starts is None:
+                raise ValueError(
+                    "episode_starts=None: this model marks the first step of every episode "
+                    "(episode_starts=True); pass one boolean per step"
+                )
+            tokens = tokens + episode_starts.to(tokens.dtype)[..., None] * self.episode_start_embedding
+        return self.embedding_dropout(tokens)
 
     def forward(
         self,
@@ -427,6 +457,7 @@ class TransformerPolicy(nn.Module):
         previous_actions: torch.Tensor,
         previous_rewards: torch.Tensor,
         start_position: int = 0,
+        episode_starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Action logits for every step of ``(batch, length)`` histories, band-masked to ``context_length``.
 
@@ -435,9 +466,10 @@ class TransformerPolicy(nn.Module):
         :param previous_rewards: ``(batch, length)``.
         :param start_position: absolute position of the first token (any value gives the same
             result: positions are relative).
+        :param episode_starts: ``(batch, length)`` booleans (see :meth:`embed`).
         :return: logits ``(batch, length, n_actions)``.
         """
-        x = self.embed(observations, previous_actions, previous_rewards)
+        x = self.embed(observations, previous_actions, previous_rewards, episode_starts)
         length = x.shape[1]
         positions = torch.arange(start_position, start_position + length, device=x.device)
         cos, sin = _rope_angles(
@@ -481,6 +513,7 @@ class TransformerPolicy(nn.Module):
         previous_actions: torch.Tensor,
         previous_rewards: torch.Tensor,
         active: torch.Tensor,
+        episode_starts: torch.Tensor | None,
     ) -> torch.Tensor:
         batch = observations.shape[0]
         device = window.positions.device
@@ -497,6 +530,12 @@ class TransformerPolicy(nn.Module):
         window.previous_rewards[rows, slots] = torch.where(
             active, previous_rewards.float(), window.previous_rewards[rows, slots]
         )
+        if episode_starts is not None:
+            window.episode_starts[rows, slots] = torch.where(
+                active, episode_starts.bool(), window.episode_starts[rows, slots]
+            )
+        elif self.config.episode_starts:
+            self.embed(observations, previous_actions, previous_rewards)  # raises the ValueError
         window.positions = window.positions + active.long()
         # A history that has never written anything is given its own token (its logits are meaningless).
         filled = torch.clamp(torch.minimum(window.positions, torch.full_like(window.positions, size)), min=1)
@@ -511,6 +550,7 @@ class TransformerPolicy(nn.Module):
                 window.observations[picked, order],
                 window.previous_actions[picked, order],
                 window.previous_rewards[picked, order],
+                episode_starts=window.episode_starts[picked, order],
             )[:, -1]
         return logits
 
@@ -522,6 +562,7 @@ class TransformerPolicy(nn.Module):
         previous_actions: torch.Tensor,
         previous_rewards: torch.Tensor,
         active: torch.Tensor | None = None,
+        episode_starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Feed one token per history through the cache: O(c) per token with a :class:`KVCache`, a forward over c tokens with a :class:`RecomputeWindow`.
 
@@ -531,6 +572,8 @@ class TransformerPolicy(nn.Module):
         :param previous_rewards: ``(batch,)``.
         :param active: ``(batch,)`` booleans; inactive histories neither write nor advance
             (their logits are returned but meaningless).
+        :param episode_starts: ``(batch,)`` booleans, True where this step is the first of an
+            episode (required by a model with ``episode_starts=True``).
         :return: logits ``(batch, n_actions)``.
         """
         batch = observations.shape[0]
@@ -538,8 +581,11 @@ class TransformerPolicy(nn.Module):
         if active is None:
             active = torch.ones(batch, dtype=torch.bool, device=device)
         if isinstance(cache, RecomputeWindow):
-            return self._recompute_step(cache, observations, previous_actions, previous_rewards, active)
-        x = self.embed(observations[:, None], previous_actions[:, None], previous_rewards[:, None])
+            return self._recompute_step(
+                cache, observations, previous_actions, previous_rewards, active, episode_starts
+            )
+        starts = None if episode_starts is None else episode_starts[:, None]
+        x = self.embed(observations[:, None], previous_actions[:, None], previous_rewards[:, None], starts)
         positions = cache.positions
         cos, sin = _rope_angles(
             positions[:, None], self.config.embed_dim // self.config.n_heads, self.config.rope_base, x.dtype
