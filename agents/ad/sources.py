@@ -536,8 +536,6 @@ class TabularQLearning(VectorisedSource):
     """
 
     name = "q_learning"
-    #: Read by instances pickled before the parameter existed (a worker unpickling an older source).
-    planning_sweeps: int = 0
 
     def __init__(
         self,
