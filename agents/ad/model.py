@@ -170,6 +170,12 @@ class ModelConfig:
         return cls(**data)
 
 
+_MISSING_STARTS = (
+    "episode_starts=None: this model marks the first step of every episode "
+    "(episode_starts=True); pass one boolean per step"
+)
+
+
 def _rope_angles(
     positions: torch.Tensor, head_dim: int, base: float, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -444,10 +450,7 @@ class TransformerPolicy(nn.Module):
         tokens = self.token_projection(torch.cat(parts, dim=-1))
         if self.config.episode_starts:
             if episode_starts is None:
-                raise ValueError(
-                    "episode_starts=None: this model marks the first step of every episode "
-                    "(episode_starts=True); pass one boolean per step"
-                )
+                raise ValueError(_MISSING_STARTS)
             tokens = tokens + episode_starts.to(tokens.dtype)[..., None] * self.episode_start_embedding
         return self.embedding_dropout(tokens)
 
@@ -534,8 +537,6 @@ class TransformerPolicy(nn.Module):
             window.episode_starts[rows, slots] = torch.where(
                 active, episode_starts.bool(), window.episode_starts[rows, slots]
             )
-        elif self.config.episode_starts:
-            self.embed(observations, previous_actions, previous_rewards)  # raises the ValueError
         window.positions = window.positions + active.long()
         # A history that has never written anything is given its own token (its logits are meaningless).
         filled = torch.clamp(torch.minimum(window.positions, torch.full_like(window.positions, size)), min=1)
@@ -580,6 +581,8 @@ class TransformerPolicy(nn.Module):
         device = cache.positions.device
         if active is None:
             active = torch.ones(batch, dtype=torch.bool, device=device)
+        if self.config.episode_starts and episode_starts is None:
+            raise ValueError(_MISSING_STARTS)
         if isinstance(cache, RecomputeWindow):
             return self._recompute_step(
                 cache, observations, previous_actions, previous_rewards, active, episode_starts
