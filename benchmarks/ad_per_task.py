@@ -11,7 +11,11 @@ sampling ``--temperatures``, it reports
 * overall: the return in episode ``--mark`` as a fraction of the mean optimum; the share of
   (task, seed) runs rewarded by episode ``--found-by``; the fraction of the optimum in the episodes
   after ``--found-by`` of the runs that were rewarded by then (exploitation) and of those that were
-  not; and the share of episodes after ``--found-by`` returning each value (0, 1, 2 on Key-to-Door).
+  not; and the share of episodes after ``--found-by`` returning each value (0, 1, 2 on Key-to-Door);
+* exploitation of a success: the share of the runs with an optimal episode, the median episode of
+  the first one, and how often the episode right after an optimal episode is optimal again
+  (``next_optimal_after_optimal``) against the episode after one that is not (Key-to-Door: a model
+  that found the door once but does not go back to it).
 
 Examples (the figures in BENCHMARKS.md)::
 
@@ -34,6 +38,30 @@ from ad_pretrained import RECIPES, _check_task_spec, _optimum, _task_set
 
 from zoo.agents.ad import AlgorithmDistillation, evaluate_in_context, load_pretrained
 from zoo.hub.files import atomic_write_text
+
+
+def optimal_repeats(returns: np.ndarray, optimum: np.ndarray) -> dict[str, float | None]:
+    """How a success is exploited: ``returns`` ``(seeds, tasks, episodes)``, ``optimum`` ``(tasks,)``.
+
+    :return: ``optimal_share`` (runs with an optimal episode), ``first_optimal_median`` (median
+        1-based episode of a run's first optimal episode, over those runs),
+        ``next_optimal_after_optimal`` and ``next_optimal_after_other`` (the share of episodes
+        ``t + 1`` that are optimal where episode ``t`` was / was not); None where nothing counts.
+    """
+    optimal = returns >= optimum[None, :, None] - 1e-6
+    reached = optimal.any(axis=-1)
+    first = optimal.argmax(axis=-1) + 1
+    now, following = optimal[:, :, :-1], optimal[:, :, 1:]
+
+    def share(mask: np.ndarray) -> float | None:
+        return float(following[mask].mean()) if mask.any() else None
+
+    return {
+        "optimal_share": float(reached.mean()),
+        "first_optimal_median": float(np.median(first[reached])) if reached.any() else None,
+        "next_optimal_after_optimal": share(now),
+        "next_optimal_after_other": share(~now),
+    }
 
 
 def per_task(
@@ -69,6 +97,7 @@ def per_task(
         "later_return_shares": {
             f"{value:g}": round(int(n) / int(counts.sum()), 4) for value, n in zip(values, counts)
         },
+        **optimal_repeats(returns, optimum),
         "tasks": [
             {
                 "task": np.asarray(task).tolist(),
@@ -88,12 +117,18 @@ def report(result: dict[str, Any], mark: int, found_by: int, worst: int) -> str:
     def share(value: float | None) -> str:
         return "—" if value is None else f"{100 * value:.1f} %"
 
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:g}"
+
     lines = [
         f"temperature {result['temperature']:g}: episode {mark} at {share(result['fraction_of_optimum_at_mark'])} "
         f"of the optimum; rewarded by episode {found_by} in {share(result['found_share'])} of the runs; "
         f"after episode {found_by}: {share(result['later_fraction_found'])} of the optimum where rewarded by "
         f"then, {share(result['later_fraction_not_found'])} where not; episode returns "
         + ", ".join(f"{value}: {share(s)}" for value, s in result["later_return_shares"].items()),
+        f"optimal episode in {share(result['optimal_share'])} of the runs (the first in episode "
+        f"{number(result['first_optimal_median'])} at the median); the episode after an optimal one is optimal in "
+        f"{share(result['next_optimal_after_optimal'])}, after any other in {share(result['next_optimal_after_other'])}",
         "",
         f"| task | optimum | rewarded by episode {found_by} | episode {mark}, fraction of optimum |",
         "|---|---|---|---|",

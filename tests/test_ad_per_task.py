@@ -82,3 +82,25 @@ def test_bad_arguments_are_refused_by_name(script: ModuleType, argv: list[str], 
     with pytest.raises(SystemExit):
         script.main(["--env", ROOM, *argv])
     assert match in capsys.readouterr().err
+
+
+def test_optimal_repeats_counts_what_follows_an_optimal_episode(script: ModuleType) -> None:
+    # Two tasks (optimum 2 and 1), two seeds, four episodes.
+    returns = np.array(
+        [
+            [[0, 2, 2, 1], [0, 0, 0, 0]],  # task 0: first optimal in episode 2; task 1 never rewarded
+            [[2, 1, 2, 2], [1, 1, 0, 1]],  # task 1 reaches its optimum 1 in episode 1
+        ],
+        dtype=float,
+    )
+    figures = script.optimal_repeats(returns, np.array([2.0, 1.0]))
+    assert figures["optimal_share"] == pytest.approx(3 / 4)
+    assert figures["first_optimal_median"] == 1.0  # episodes 2, 1 and 1
+    # Optimal episodes with a next one: seed 0 task 0 episodes 2, 3; seed 1 task 0 episodes 1, 3;
+    # seed 1 task 1 episodes 1, 2. Optimal again next: 2->3, 3->4 (seed 1 task 0), 1->2 (task 1).
+    assert figures["next_optimal_after_optimal"] == pytest.approx(3 / 6)
+    # The other 6 of the 12 pairs: 3 from seed 0 task 1 (never optimal) and 3 followed by an optimal one.
+    assert figures["next_optimal_after_other"] == pytest.approx(3 / 6)
+    nothing = script.optimal_repeats(np.zeros((1, 1, 3)), np.array([2.0]))
+    assert nothing["optimal_share"] == 0.0 and nothing["first_optimal_median"] is None
+    assert nothing["next_optimal_after_optimal"] is None and nothing["next_optimal_after_other"] == 0.0
